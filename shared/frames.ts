@@ -1,0 +1,450 @@
+/**
+ * Typed SOCP messages. {@linkcode decodeFrame} turns an {@linkcode Envelope} into one member of
+ * the {@linkcode Frame} union (or `undefined` for a type socp does not know), accepting the
+ * variants real peers send (Appendix D of the reference).
+ *
+ * @module
+ */
+
+import {
+  type Envelope,
+  isObject,
+  isUuid,
+  type JsonObject,
+  type JsonValue,
+  optArray,
+  optNumber,
+  optObject,
+  optString,
+  reqId,
+  reqInt,
+  reqString,
+} from "./envelope.ts";
+import { ProtocolError } from "./errors.ts";
+
+/** Common envelope fields of a decoded frame; `env` is the envelope exactly as received. */
+interface FrameBase<T extends string, P> {
+  readonly type: T;
+  readonly env: Envelope;
+  readonly p: P;
+}
+
+/** Display metadata carried in `meta` (decorative only; routing never depends on it). */
+export interface UserMeta {
+  display_name?: string;
+  pubkey?: string;
+}
+
+/** USER_HELLO: a user's identifying first frame. */
+export type UserHello = FrameBase<"USER_HELLO", {
+  pubkey: string;
+  enc_pubkey?: string;
+  client?: string;
+  meta: UserMeta;
+}>;
+/** MSG_DIRECT (alias MSG_PRIVATE): an end-to-end encrypted DM from a user. */
+export type MsgDirect = FrameBase<"MSG_DIRECT", {
+  ciphertext: string;
+  sender_pub?: string;
+  content_sig?: string;
+}>;
+/** MSG_PUBLIC_CHANNEL: a public-channel message (per recipient, or `to` = public/`*`/group). */
+export type MsgPublicChannel = FrameBase<"MSG_PUBLIC_CHANNEL", {
+  ciphertext: string;
+  sender_pub?: string;
+  content_sig?: string;
+  sender?: string;
+}>;
+/** FILE_START manifest. */
+export type FileStart = FrameBase<"FILE_START", {
+  file_id: string;
+  name: string;
+  size: number;
+  sha256: string;
+  mode: "dm" | "public";
+}>;
+/** FILE_CHUNK: one RSA-OAEP encrypted chunk. */
+export type FileChunk = FrameBase<"FILE_CHUNK", {
+  file_id: string;
+  index: number;
+  ciphertext: string;
+}>;
+/** FILE_END. */
+export type FileEnd = FrameBase<"FILE_END", { file_id: string }>;
+/** USER_DELIVER: a DM delivered by the recipient's server. */
+export type UserDeliver = FrameBase<"USER_DELIVER", {
+  ciphertext: string;
+  sender: string;
+  sender_pub?: string;
+  content_sig?: string;
+  msg_ts?: number;
+  orig_ts?: number;
+}>;
+/** USER_ADVERTISE: presence gossip. */
+export type UserAdvertise = FrameBase<"USER_ADVERTISE", {
+  user_id: string;
+  server_id?: string;
+  meta: UserMeta;
+}>;
+/** USER_REMOVE: presence gossip. */
+export type UserRemove = FrameBase<"USER_REMOVE", { user_id: string; server_id?: string }>;
+/** LIST_REQUEST. */
+export type ListRequest = FrameBase<"LIST_REQUEST", Record<string, never>>;
+/** LIST_RESPONSE (socp sends both `online_users` and `users`). */
+export type ListResponse = FrameBase<"LIST_RESPONSE", {
+  users: string[];
+  display_names: Record<string, string>;
+}>;
+/** PUBKEY_REQUEST. */
+export type PubkeyRequest = FrameBase<"PUBKEY_REQUEST", { user_id: string }>;
+/** PUBKEY_RESPONSE. */
+export type PubkeyResponse = FrameBase<"PUBKEY_RESPONSE", {
+  user_id: string;
+  pubkey: string;
+  display_name?: string;
+}>;
+/** PUBLIC_CHANNEL_ADD. */
+export type PublicChannelAdd = FrameBase<"PUBLIC_CHANNEL_ADD", {
+  add: string[];
+  if_version?: number;
+}>;
+/** One wrap of the public channel key. */
+export interface KeyWrap {
+  member_id: string;
+  wrapped_key: string;
+}
+/** PUBLIC_CHANNEL_UPDATED (malformed wraps are dropped, not fatal). */
+export type PublicChannelUpdated = FrameBase<"PUBLIC_CHANNEL_UPDATED", {
+  version: number;
+  wraps: KeyWrap[];
+}>;
+/** PUBLIC_CHANNEL_KEY_SHARE (`wrapped_public_channel_key` or `wrapped`). */
+export type PublicChannelKeyShare = FrameBase<"PUBLIC_CHANNEL_KEY_SHARE", {
+  shares: KeyWrap[];
+  creator_pub?: string;
+  content_sig?: string;
+}>;
+/** Server handshake frames that carry an address and key. */
+export type ServerHello = FrameBase<
+  "SERVER_HELLO_JOIN" | "SERVER_HELLO_LINK" | "PEER_HELLO_LINK" | "SERVER_ANNOUNCE",
+  { host?: string; port?: number; pubkey?: string; server_id?: string }
+>;
+/** One server entry of a SERVER_WELCOME list. */
+export interface ServerEntry {
+  server_id: string;
+  host?: string;
+  port?: number;
+  pubkey?: string;
+}
+/** SERVER_WELCOME (`servers` or `clients`, keyed `server_id`, `user_id` or `id`). */
+export type ServerWelcome = FrameBase<"SERVER_WELCOME", {
+  assigned_id?: string;
+  servers: ServerEntry[];
+  server_pub?: string;
+  server_id?: string;
+}>;
+/** SERVER_DELIVER: forwarded delivery (a DM, or a wrapped FILE_* / public frame). */
+export type ServerDeliver = FrameBase<"SERVER_DELIVER", {
+  user_id: string;
+  sender?: string;
+  ciphertext?: string;
+  sender_pub?: string;
+  content_sig?: string;
+  orig_ts?: number;
+  msg_ts?: number;
+  inner_type?: string;
+}>;
+/** HEARTBEAT. */
+export type Heartbeat = FrameBase<"HEARTBEAT", JsonObject>;
+/** ACK. */
+export type Ack = FrameBase<"ACK", { msg_ref?: string }>;
+/** ERROR. */
+export type ErrorFrame = FrameBase<"ERROR", { code: string; detail?: string }>;
+/** CTRL_CLOSE. */
+export type CtrlClose = FrameBase<"CTRL_CLOSE", JsonObject>;
+
+/** Every message type socp decodes. */
+export type Frame =
+  | UserHello
+  | MsgDirect
+  | MsgPublicChannel
+  | FileStart
+  | FileChunk
+  | FileEnd
+  | UserDeliver
+  | UserAdvertise
+  | UserRemove
+  | ListRequest
+  | ListResponse
+  | PubkeyRequest
+  | PubkeyResponse
+  | PublicChannelAdd
+  | PublicChannelUpdated
+  | PublicChannelKeyShare
+  | ServerHello
+  | ServerWelcome
+  | ServerDeliver
+  | Heartbeat
+  | Ack
+  | ErrorFrame
+  | CtrlClose;
+
+/** Every type name in {@linkcode Frame}. */
+export type FrameType = Frame["type"];
+
+/** Type names accepted as aliases, mapped to socp's name. */
+export const TYPE_ALIASES: Readonly<Record<string, FrameType>> = {
+  MSG_PRIVATE: "MSG_DIRECT",
+  SERVER_FILE_START: "FILE_START",
+  SERVER_FILE_CHUNK: "FILE_CHUNK",
+  SERVER_FILE_END: "FILE_END",
+  PUB_KEY_REQUEST: "PUBKEY_REQUEST",
+};
+
+function meta(p: JsonObject, type: string): UserMeta {
+  const m = optObject(p, type, "meta") ?? {};
+  const out: UserMeta = {};
+  const name = m["display_name"] ?? m["username"] ?? m["name"];
+  if (typeof name === "string" && name.length > 0) out.display_name = name.slice(0, 64);
+  const pubkey = m["pubkey"];
+  if (typeof pubkey === "string" && pubkey.length > 0) out.pubkey = pubkey;
+  return out;
+}
+
+function idList(p: JsonObject, type: string, field: string): string[] {
+  const list = optArray(p, type, field) ?? [];
+  return list.filter((v): v is string => typeof v === "string");
+}
+
+function wraps(list: JsonValue[] | undefined, idKeys: string[], keyKeys: string[]): KeyWrap[] {
+  const out: KeyWrap[] = [];
+  for (const item of list ?? []) {
+    if (!isObject(item)) continue;
+    const id = idKeys.map((k) => item[k]).find((v) => typeof v === "string");
+    const key = keyKeys.map((k) => item[k]).find((v) => typeof v === "string");
+    if (typeof id === "string" && typeof key === "string") {
+      out.push({ member_id: id, wrapped_key: key });
+    }
+  }
+  return out;
+}
+
+function serverEntries(p: JsonObject): ServerEntry[] {
+  const out: ServerEntry[] = [];
+  const seen = new Set<string>();
+  for (const field of ["servers", "clients"]) {
+    const list = p[field];
+    if (!Array.isArray(list)) continue;
+    for (const item of list) {
+      if (!isObject(item)) continue;
+      const id = [item["server_id"], item["user_id"], item["id"]].find(isUuid);
+      if (id === undefined || seen.has(id)) continue;
+      seen.add(id);
+      const entry: ServerEntry = { server_id: id };
+      if (typeof item["host"] === "string") entry.host = item["host"];
+      if (typeof item["port"] === "number") entry.port = item["port"];
+      if (typeof item["pubkey"] === "string") entry.pubkey = item["pubkey"];
+      out.push(entry);
+    }
+  }
+  return out;
+}
+
+function tsField(p: JsonObject, type: string, field: string): number | undefined {
+  return optNumber(p, type, field);
+}
+
+function assign<T extends object>(target: T, key: keyof T, value: T[keyof T] | undefined): void {
+  if (value !== undefined) target[key] = value;
+}
+
+/**
+ * Decodes the payload of a known type. Returns `undefined` for an unknown type (the caller
+ * answers UNKNOWN_TYPE) and throws `ProtocolError("BAD_FRAME")` for a malformed payload.
+ *
+ * @example
+ * ```ts
+ * import { decodeFrame } from "./frames.ts";
+ * const f = decodeFrame({ type: "ERROR", from: "s", to: "u", ts: 1, payload: { code: "TIMEOUT" } });
+ * console.assert(f?.type === "ERROR" && f.p.code === "TIMEOUT");
+ * ```
+ */
+export function decodeFrame(env: Envelope): Frame | undefined {
+  const type: string = TYPE_ALIASES[env.type] ?? env.type;
+  const p = env.payload;
+  switch (type) {
+    case "USER_HELLO": {
+      const out: UserHello["p"] = { pubkey: reqString(p, type, "pubkey"), meta: meta(p, type) };
+      assign(out, "enc_pubkey", optString(p, type, "enc_pubkey"));
+      assign(out, "client", optString(p, type, "client"));
+      const name = optString(p, type, "display_name");
+      if (name && !out.meta.display_name) out.meta.display_name = name.slice(0, 64);
+      return { type, env, p: out };
+    }
+    case "MSG_DIRECT":
+    case "MSG_PUBLIC_CHANNEL": {
+      const out: MsgDirect["p"] & MsgPublicChannel["p"] = {
+        ciphertext: reqString(p, type, "ciphertext"),
+      };
+      assign(out, "sender_pub", optString(p, type, "sender_pub"));
+      assign(out, "content_sig", optString(p, type, "content_sig"));
+      if (type === "MSG_PUBLIC_CHANNEL") assign(out, "sender", optString(p, type, "sender"));
+      return type === "MSG_DIRECT" ? { type, env, p: out } : { type, env, p: out };
+    }
+    case "FILE_START": {
+      const mode = optString(p, type, "mode") ?? "dm";
+      if (mode !== "dm" && mode !== "public") {
+        throw new ProtocolError("BAD_FRAME", `FILE_START mode "${mode}" is not dm or public`);
+      }
+      return {
+        type,
+        env,
+        p: {
+          file_id: reqString(p, type, "file_id", 128),
+          name: reqString(p, type, "name", 1024),
+          size: reqInt(p, type, "size"),
+          sha256: reqString(p, type, "sha256", 128),
+          mode,
+        },
+      };
+    }
+    case "FILE_CHUNK": {
+      const ciphertext = optString(p, type, "ciphertext") ?? optString(p, type, "chunk");
+      if (ciphertext === undefined) {
+        throw new ProtocolError("BAD_FRAME", 'FILE_CHUNK payload field "ciphertext" is missing');
+      }
+      return {
+        type,
+        env,
+        p: {
+          file_id: reqString(p, type, "file_id", 128),
+          index: reqInt(p, type, "index"),
+          ciphertext,
+        },
+      };
+    }
+    case "FILE_END":
+      return { type, env, p: { file_id: reqString(p, type, "file_id", 128) } };
+    case "USER_DELIVER": {
+      const out: UserDeliver["p"] = {
+        ciphertext: reqString(p, type, "ciphertext"),
+        sender: reqString(p, type, "sender", 256),
+      };
+      assign(out, "sender_pub", optString(p, type, "sender_pub"));
+      assign(out, "content_sig", optString(p, type, "content_sig"));
+      assign(out, "msg_ts", tsField(p, type, "msg_ts"));
+      assign(out, "orig_ts", tsField(p, type, "orig_ts"));
+      return { type, env, p: out };
+    }
+    case "USER_ADVERTISE": {
+      const out: UserAdvertise["p"] = {
+        user_id: reqString(p, type, "user_id", 256),
+        meta: meta(p, type),
+      };
+      assign(out, "server_id", optString(p, type, "server_id"));
+      return { type, env, p: out };
+    }
+    case "USER_REMOVE": {
+      const out: UserRemove["p"] = { user_id: reqString(p, type, "user_id", 256) };
+      assign(out, "server_id", optString(p, type, "server_id"));
+      return { type, env, p: out };
+    }
+    case "LIST_REQUEST":
+      return { type, env, p: {} };
+    case "LIST_RESPONSE": {
+      let users = idList(p, type, "online_users");
+      if (users.length === 0) users = idList(p, type, "users");
+      const names: Record<string, string> = {};
+      const given = optObject(p, type, "display_names") ?? {};
+      for (const [id, name] of Object.entries(given)) {
+        if (typeof name === "string") names[id] = name;
+      }
+      return { type, env, p: { users, display_names: names } };
+    }
+    case "PUBKEY_REQUEST":
+      return { type, env, p: { user_id: reqString(p, type, "user_id", 256) } };
+    case "PUBKEY_RESPONSE": {
+      const out: PubkeyResponse["p"] = {
+        user_id: reqString(p, type, "user_id", 256),
+        pubkey: reqString(p, type, "pubkey"),
+      };
+      assign(out, "display_name", optString(p, type, "display_name"));
+      return { type, env, p: out };
+    }
+    case "PUBLIC_CHANNEL_ADD": {
+      const out: PublicChannelAdd["p"] = { add: idList(p, type, "add") };
+      assign(out, "if_version", optNumber(p, type, "if_version"));
+      return { type, env, p: out };
+    }
+    case "PUBLIC_CHANNEL_UPDATED":
+      return {
+        type,
+        env,
+        p: {
+          version: optNumber(p, type, "version") ?? 0,
+          wraps: wraps(optArray(p, type, "wraps"), ["member_id", "member"], ["wrapped_key"]),
+        },
+      };
+    case "PUBLIC_CHANNEL_KEY_SHARE": {
+      const out: PublicChannelKeyShare["p"] = {
+        shares: wraps(
+          optArray(p, type, "shares"),
+          ["member", "member_id"],
+          ["wrapped_public_channel_key", "wrapped", "wrapped_key"],
+        ),
+      };
+      assign(out, "creator_pub", optString(p, type, "creator_pub"));
+      assign(out, "content_sig", optString(p, type, "content_sig"));
+      return { type, env, p: out };
+    }
+    case "SERVER_HELLO_JOIN":
+    case "SERVER_HELLO_LINK":
+    case "PEER_HELLO_LINK":
+    case "SERVER_ANNOUNCE": {
+      const out: ServerHello["p"] = {};
+      assign(out, "host", optString(p, type, "host"));
+      const port = optNumber(p, type, "port");
+      if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) {
+        throw new ProtocolError("BAD_FRAME", `${type} port ${port} is out of range`);
+      }
+      assign(out, "port", port);
+      assign(out, "pubkey", optString(p, type, "pubkey") ?? optString(p, type, "server_pub"));
+      assign(out, "server_id", optString(p, type, "server_id"));
+      return { type, env, p: out };
+    }
+    case "SERVER_WELCOME": {
+      const out: ServerWelcome["p"] = { servers: serverEntries(p) };
+      assign(out, "assigned_id", optString(p, type, "assigned_id"));
+      assign(out, "server_pub", optString(p, type, "server_pub") ?? optString(p, type, "pubkey"));
+      assign(out, "server_id", optString(p, type, "server_id"));
+      return { type, env, p: out };
+    }
+    case "SERVER_DELIVER": {
+      const out: ServerDeliver["p"] = { user_id: reqId(p, type, "user_id") };
+      assign(out, "sender", optString(p, type, "sender"));
+      assign(out, "ciphertext", optString(p, type, "ciphertext"));
+      assign(out, "sender_pub", optString(p, type, "sender_pub"));
+      assign(out, "content_sig", optString(p, type, "content_sig"));
+      assign(out, "orig_ts", tsField(p, type, "orig_ts"));
+      assign(out, "msg_ts", tsField(p, type, "msg_ts"));
+      assign(out, "inner_type", optString(p, type, "inner_type"));
+      return { type, env, p: out };
+    }
+    case "HEARTBEAT":
+      return { type, env, p };
+    case "ACK": {
+      const out: Ack["p"] = {};
+      assign(out, "msg_ref", optString(p, type, "msg_ref"));
+      return { type, env, p: out };
+    }
+    case "ERROR": {
+      const out: ErrorFrame["p"] = { code: optString(p, type, "code") ?? "UNKNOWN" };
+      assign(out, "detail", optString(p, type, "detail") ?? optString(p, type, "message"));
+      return { type, env, p: out };
+    }
+    case "CTRL_CLOSE":
+      return { type, env, p };
+    default:
+      return undefined;
+  }
+}

@@ -1,0 +1,131 @@
+/**
+ * The persistence interface of a socp server. The embedded default is SQLite
+ * ({@linkcode openSqliteStore}); other backends implement the same interface.
+ *
+ * Every write is durable when its promise resolves.
+ *
+ * @module
+ */
+
+/** A row of `users` (spec §14), plus socp's account fields. */
+export interface UserRecord {
+  /** UUIDv4. */
+  user_id: string;
+  /** base64url DER SPKI. */
+  pubkey: string;
+  /** Encrypted private-key blob (JSON text); `""` for key-file users without an account. */
+  privkey_store: string;
+  /** Password verifier (JSON text); `""` for key-file users without an account. */
+  pake_password: string;
+  /** JSON text, decorative (`display_name`, ...). */
+  meta: string;
+  /** Bumped on every change. */
+  version: number;
+  /** Account name (unique case-insensitively), or `null` for key-file users. */
+  username: string | null;
+  /** Server id that owns (last wrote) the record. */
+  home_server: string | null;
+  /** Milliseconds; last change. */
+  updated_at: number;
+  /** True when the account was deleted (a tombstone kept for directory sync). */
+  deleted: boolean;
+}
+
+/** A row of `groups`. */
+export interface GroupRecord {
+  group_id: string;
+  creator_id: string;
+  created_at: number;
+  meta: string;
+  version: number;
+}
+
+/** A row of `group_members`. */
+export interface GroupMemberRecord {
+  group_id: string;
+  member_id: string;
+  role: string;
+  wrapped_key: string;
+  added_at: number;
+}
+
+/** A known peer server. */
+export interface PeerRecord {
+  server_id: string;
+  host: string;
+  port: number;
+  pubkey: string;
+  last_seen: number;
+}
+
+/** A frame queued for an offline user (stored exactly as received: ciphertext only). */
+export interface QueuedFrame {
+  /** Monotonic id; delivery order. */
+  seq: number;
+  recipient: string;
+  sender: string;
+  /** The frame's JSON text. */
+  frame: string;
+  queued_at: number;
+}
+
+/** Persistent state of one server. */
+export interface Store extends AsyncDisposable {
+  /** A value from the settings table (server id, keys, ...). */
+  getSetting(key: string): Promise<string | undefined>;
+  /** Sets a settings value. */
+  setSetting(key: string, value: string): Promise<void>;
+
+  /** A user by id (tombstones included). */
+  getUser(userId: string): Promise<UserRecord | undefined>;
+  /** A live (not deleted) user by case-insensitive username. */
+  getUserByName(username: string): Promise<UserRecord | undefined>;
+  /** Inserts or replaces a user row. Throws `NameTakenError` when the username is taken by another live user. */
+  putUser(user: UserRecord): Promise<void>;
+  /** Every user row (tombstones included), e.g. for directory sync. */
+  listUsers(): Promise<UserRecord[]>;
+
+  /** A group by id. */
+  getGroup(groupId: string): Promise<GroupRecord | undefined>;
+  /** Inserts or replaces a group. */
+  putGroup(group: GroupRecord): Promise<void>;
+  /** Members of a group. */
+  listMembers(groupId: string): Promise<GroupMemberRecord[]>;
+  /** Inserts or replaces a membership. */
+  putMember(member: GroupMemberRecord): Promise<void>;
+  /** Removes a membership. */
+  removeMember(groupId: string, memberId: string): Promise<void>;
+
+  /** Known peers. */
+  listPeers(): Promise<PeerRecord[]>;
+  /** Inserts or replaces a peer. */
+  putPeer(peer: PeerRecord): Promise<void>;
+
+  /** Appends a frame to a user's offline queue and returns its seq. */
+  enqueue(item: Omit<QueuedFrame, "seq">): Promise<number>;
+  /** The queue of one user, oldest first. */
+  listQueue(recipient: string): Promise<QueuedFrame[]>;
+  /** Number of queued frames for one user. */
+  queueLength(recipient: string): Promise<number>;
+  /** Deletes queued frames by seq. */
+  deleteQueued(seqs: readonly number[]): Promise<void>;
+  /** Deletes every queued frame of a user. */
+  clearQueue(recipient: string): Promise<void>;
+  /** Deletes frames queued before `before` (ms); returns how many. */
+  pruneQueue(before: number): Promise<number>;
+
+  /** Closes the store. */
+  close(): Promise<void>;
+}
+
+/** A username is already held by another live account. */
+export class NameTakenError extends Error {
+  /** The name that was taken. */
+  readonly username: string;
+  /** Creates the error. */
+  constructor(username: string, options?: ErrorOptions) {
+    super(`Username "${username}" is already taken`, options);
+    this.name = "NameTakenError";
+    this.username = username;
+  }
+}
