@@ -34,6 +34,13 @@ function formatNumber(value: number): string {
     throw new TypeError(`Cannot canonicalise non-finite number ${value}`);
   }
   if (Number.isInteger(value)) return value.toFixed(0);
+  // Python's float repr: shortest digits, exponent form below 1e-4 and from 1e16.
+  const [mantissa, exponentText] = value.toExponential().split("e") as [string, string];
+  const exponent = Number(exponentText);
+  if (exponent < -4 || exponent >= 16) {
+    const sign = exponent < 0 ? "-" : "+";
+    return `${mantissa}e${sign}${String(Math.abs(exponent)).padStart(2, "0")}`;
+  }
   return String(value);
 }
 

@@ -45,12 +45,12 @@ const UUID_ANY = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$
  * console.assert(isUuidV4(crypto.randomUUID()));
  * ```
  */
-export function isUuidV4(value: unknown): value is string {
+export function isUuidV4(value: unknown): boolean {
   return typeof value === "string" && UUID_V4.test(value);
 }
 
 /** True for any RFC 4122 UUID string (peers sometimes send other versions). */
-export function isUuid(value: unknown): value is string {
+export function isUuid(value: unknown): boolean {
   return typeof value === "string" && UUID_ANY.test(value);
 }
 
@@ -74,8 +74,10 @@ export function parseEnvelope(
   options: { maxBytes?: number } = {},
 ): Envelope {
   const max = options.maxBytes ?? DEFAULT_MAX_FRAME_BYTES;
-  if (text.length > max) {
-    throw new ProtocolError("FRAME_TOO_LARGE", `Frame of ${text.length} bytes exceeds ${max}`);
+  // UTF-16 length ≤ UTF-8 length ≤ 3 × UTF-16 length: encode only when it could matter.
+  const size = text.length > max ? text.length : text.length * 3 > max ? utf8Length(text) : 0;
+  if (size > max) {
+    throw new ProtocolError("FRAME_TOO_LARGE", `Frame of ${size} bytes exceeds ${max}`);
   }
   let value: unknown;
   try {
@@ -84,6 +86,24 @@ export function parseEnvelope(
     throw new ProtocolError("BAD_FRAME", "Frame is not valid JSON", { cause });
   }
   return toEnvelope(value);
+}
+
+/** Number of UTF-8 bytes of a string. */
+export function utf8Length(text: string): number {
+  let n = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length) {
+      const d = text.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        n += 4;
+        i++;
+      } else n += 3;
+    } else n += 3;
+  }
+  return n;
 }
 
 /** Validates an already-parsed value as an {@linkcode Envelope}. */
@@ -167,7 +187,7 @@ export function optNumber(p: JsonObject, type: string, field: string): number | 
 /** Reads a required user or server UUID field. */
 export function reqId(p: JsonObject, type: string, field: string): string {
   const v = p[field];
-  if (!isUuid(v)) bad(type, field, "a UUID");
+  if (typeof v !== "string" || !isUuid(v)) bad(type, field, "a UUID");
   return v;
 }
 

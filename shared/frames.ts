@@ -201,11 +201,18 @@ export const TYPE_ALIASES: Readonly<Record<string, FrameType>> = {
   PUB_KEY_REQUEST: "PUBKEY_REQUEST",
 };
 
+/** Cuts a display name to 64 UTF-16 units without splitting a surrogate pair. */
+function clip(name: string, max = 64): string {
+  if (name.length <= max) return name;
+  const code = name.charCodeAt(max - 1);
+  return name.slice(0, code >= 0xd800 && code <= 0xdbff ? max - 1 : max);
+}
+
 function meta(p: JsonObject, type: string): UserMeta {
   const m = optObject(p, type, "meta") ?? {};
   const out: UserMeta = {};
   const name = m["display_name"] ?? m["username"] ?? m["name"];
-  if (typeof name === "string" && name.length > 0) out.display_name = name.slice(0, 64);
+  if (typeof name === "string" && name.length > 0) out.display_name = clip(name);
   const pubkey = m["pubkey"];
   if (typeof pubkey === "string" && pubkey.length > 0) out.pubkey = pubkey;
   return out;
@@ -237,8 +244,8 @@ function serverEntries(p: JsonObject): ServerEntry[] {
     if (!Array.isArray(list)) continue;
     for (const item of list) {
       if (!isObject(item)) continue;
-      const id = [item["server_id"], item["user_id"], item["id"]].find(isUuid);
-      if (id === undefined || seen.has(id)) continue;
+      const id = [item["server_id"], item["user_id"], item["id"]].find((v) => isUuid(v));
+      if (typeof id !== "string" || seen.has(id)) continue;
       seen.add(id);
       const entry: ServerEntry = { server_id: id };
       if (typeof item["host"] === "string") entry.host = item["host"];
@@ -278,7 +285,7 @@ export function decodeFrame(env: Envelope): Frame | undefined {
       assign(out, "enc_pubkey", optString(p, type, "enc_pubkey"));
       assign(out, "client", optString(p, type, "client"));
       const name = optString(p, type, "display_name");
-      if (name && !out.meta.display_name) out.meta.display_name = name.slice(0, 64);
+      if (name && !out.meta.display_name) out.meta.display_name = clip(name);
       return { type, env, p: out };
     }
     case "MSG_DIRECT":

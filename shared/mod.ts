@@ -23,3 +23,4 @@ export * from "./keys.ts";
 export * from "./rsa.ts";
 export * from "./text_crypto.ts";
 export * from "./transport_sig.ts";
+export * from "./transport.ts";

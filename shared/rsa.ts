@@ -157,10 +157,7 @@ export const webCryptoBackend: RsaBackend = {
     } catch (cause) {
       throw new KeyError("Private key is not a well-formed RSA PKCS#8 key", { cause });
     }
-    const alg = key.algorithm as RsaHashedKeyAlgorithm;
-    if (alg.modulusLength !== RSA_BITS) {
-      throw new KeyError(`RSA key must be ${RSA_BITS} bits, got ${alg.modulusLength}`);
-    }
+    await checkStrength(key);
     return new WebCryptoPrivateKey(new Uint8Array(pkcs8), key);
   },
   async sign(key, data, saltLength = PSS_SALT_SIGN): Promise<Uint8Array> {

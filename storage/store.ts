@@ -95,6 +95,11 @@ export interface Store extends AsyncDisposable {
   putMember(member: GroupMemberRecord): Promise<void>;
   /** Removes a membership. */
   removeMember(groupId: string, memberId: string): Promise<void>;
+  /**
+   * Writes a group row and the full new member list in one transaction (a key rotation):
+   * members not in `members` are removed.
+   */
+  replaceGroup(group: GroupRecord, members: readonly GroupMemberRecord[]): Promise<void>;
 
   /** Known peers. */
   listPeers(): Promise<PeerRecord[]>;

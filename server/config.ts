@@ -1,0 +1,195 @@
+/**
+ * Server configuration from flags and environment, with stated defaults.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { join } from "node:path";
+import type { LogLevel } from "./log.ts";
+
+/** Everything a server needs to start. */
+export interface ServerConfig {
+  /** Address to listen on (`--host`, `SOCP_HOST`; default 127.0.0.1). */
+  host: string;
+  /** Port to listen on, 0 = chosen by the OS (`--port`, `SOCP_PORT`; default 8765). */
+  port: number;
+  /** Host other servers should dial (`--advertise-host`, `SOCP_ADVERTISE_HOST`; default host). */
+  advertiseHost: string;
+  /** Data directory (`--data-dir`, `SOCP_DATA_DIR`; default ./data). */
+  dataDir: string;
+  /** bootstrap.yaml path (`--bootstrap`, `SOCP_BOOTSTRAP`; default <data-dir>/bootstrap.yaml if present). */
+  bootstrapPath: string | undefined;
+  /** Largest frame from a user, bytes (default 65,536). */
+  maxUserFrameBytes: number;
+  /** Largest frame from a server, bytes (default 1 MiB). */
+  maxServerFrameBytes: number;
+  /** Largest file announced in FILE_START, bytes (default 16 MiB). */
+  maxFileBytes: number;
+  /** Frames per second per connection (default 1,000). */
+  rate: number;
+  /** Burst size per connection (default 2,000). */
+  burst: number;
+  /** Heartbeat interval, ms (default 15,000). */
+  heartbeatMs: number;
+  /** Silence after which a server link is dead, ms (default 45,000). */
+  deadAfterMs: number;
+  /** Failed logins before an account is blocked (default 3). */
+  loginAttempts: number;
+  /** How long a blocked account stays blocked, ms (default 60,000). */
+  loginBlockMs: number;
+  /** Idle session logout, ms; 0 = off (default off). */
+  idleTimeoutMs: number;
+  /** Offline queue cap per user (default 1,000 frames). */
+  queueMaxFrames: number;
+  /** Offline queue age cap, ms (default 7 days). */
+  queueMaxAgeMs: number;
+  /** Log level (default info). */
+  logLevel: LogLevel;
+}
+
+/** Thrown for a bad flag or environment value; the message says what to fix. */
+export class ConfigError extends Error {
+  /** Creates a config error. */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "ConfigError";
+  }
+}
+
+/** Usage text of `socp server`. */
+export const SERVER_USAGE = `Usage: socp server [options]
+
+Options (environment variable in brackets):
+  --host <addr>              listen address [SOCP_HOST] (default 127.0.0.1)
+  --port <n>                 listen port, 0 = any free port [SOCP_PORT] (default 8765)
+  --data-dir <dir>           keys and database [SOCP_DATA_DIR] (default ./data)
+  --bootstrap <file>         bootstrap.yaml with introducers [SOCP_BOOTSTRAP]
+                             (default <data-dir>/bootstrap.yaml when it exists)
+  --advertise-host <addr>    address other servers dial [SOCP_ADVERTISE_HOST] (default --host)
+  --max-frame-bytes <n>      largest user frame (default 65536)
+  --max-server-frame-bytes <n> largest server frame (default 1048576)
+  --max-file-bytes <n>       largest file transfer (default 16777216)
+  --rate <n>                 frames per second per connection (default 1000)
+  --burst <n>                burst per connection (default 2000)
+  --heartbeat-ms <n>         heartbeat interval (default 15000)
+  --dead-after-ms <n>        silence before a server link is dead (default 45000)
+  --login-attempts <n>       failed logins before blocking (default 3)
+  --login-block-seconds <n>  how long a blocked login stays blocked (default 60)
+  --idle-timeout-seconds <n> log out idle sessions; 0 = never (default 0)
+  --queue-max <n>            offline messages kept per user (default 1000)
+  --queue-max-age-days <n>   offline messages expire after (default 7)
+  --log-level <level>        debug | info | warn | error [SOCP_LOG_LEVEL] (default info)
+  --print-identity           print this server's id and public key, then exit
+  -h, --help                 show this help`;
+
+function intOption(name: string, raw: string | undefined, fallback: number, min = 0): number {
+  if (raw === undefined || raw === "") return fallback;
+  const value = Number(raw);
+  if (!Number.isSafeInteger(value) || value < min) {
+    throw new ConfigError(`Option --${name} must be an integer ≥ ${min}, got "${raw}"`);
+  }
+  return value;
+}
+
+/** Parsed `socp server` command line. */
+export interface ServerArgs {
+  /** The configuration. */
+  config: ServerConfig;
+  /** `--help` was given. */
+  help: boolean;
+  /** `--print-identity` was given. */
+  printIdentity: boolean;
+}
+
+/**
+ * Parses `socp server` arguments and environment. Throws {@linkcode ConfigError}.
+ *
+ * @example
+ * ```ts
+ * import { parseServerArgs } from "./config.ts";
+ * const { config } = parseServerArgs(["--port", "0"], {});
+ * console.assert(config.port === 0 && config.host === "127.0.0.1");
+ * ```
+ */
+export function parseServerArgs(
+  args: string[],
+  env: Record<string, string | undefined>,
+): ServerArgs {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        host: { type: "string" },
+        port: { type: "string" },
+        "data-dir": { type: "string" },
+        bootstrap: { type: "string" },
+        "advertise-host": { type: "string" },
+        "max-frame-bytes": { type: "string" },
+        "max-server-frame-bytes": { type: "string" },
+        "max-file-bytes": { type: "string" },
+        rate: { type: "string" },
+        burst: { type: "string" },
+        "heartbeat-ms": { type: "string" },
+        "dead-after-ms": { type: "string" },
+        "login-attempts": { type: "string" },
+        "login-block-seconds": { type: "string" },
+        "idle-timeout-seconds": { type: "string" },
+        "queue-max": { type: "string" },
+        "queue-max-age-days": { type: "string" },
+        "log-level": { type: "string" },
+        "print-identity": { type: "boolean" },
+        help: { type: "boolean", short: "h" },
+      },
+    }));
+  } catch (cause) {
+    throw new ConfigError((cause as Error).message, { cause });
+  }
+  const host = values.host ?? env.SOCP_HOST ?? "127.0.0.1";
+  const port = intOption("port", values.port ?? env.SOCP_PORT, 8765);
+  if (port > 65535) throw new ConfigError(`Option --port must be at most 65535, got ${port}`);
+  const dataDir = values["data-dir"] ?? env.SOCP_DATA_DIR ?? "data";
+  const logLevel = values["log-level"] ?? env.SOCP_LOG_LEVEL ?? "info";
+  if (!["debug", "info", "warn", "error"].includes(logLevel)) {
+    throw new ConfigError(
+      `Option --log-level must be debug, info, warn or error, got "${logLevel}"`,
+    );
+  }
+  const advertise = values["advertise-host"] ?? env.SOCP_ADVERTISE_HOST ??
+    (host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host);
+  const config: ServerConfig = {
+    host,
+    port,
+    advertiseHost: advertise,
+    dataDir,
+    bootstrapPath: values.bootstrap ?? env.SOCP_BOOTSTRAP ?? undefined,
+    maxUserFrameBytes: intOption("max-frame-bytes", values["max-frame-bytes"], 65_536, 1024),
+    maxServerFrameBytes: intOption(
+      "max-server-frame-bytes",
+      values["max-server-frame-bytes"],
+      1 << 20,
+      1024,
+    ),
+    maxFileBytes: intOption("max-file-bytes", values["max-file-bytes"], 16 << 20, 1),
+    rate: intOption("rate", values.rate, 1000, 1),
+    burst: intOption("burst", values.burst, 2000, 1),
+    heartbeatMs: intOption("heartbeat-ms", values["heartbeat-ms"], 15_000, 10),
+    deadAfterMs: intOption("dead-after-ms", values["dead-after-ms"], 45_000, 10),
+    loginAttempts: intOption("login-attempts", values["login-attempts"], 3, 1),
+    loginBlockMs: intOption("login-block-seconds", values["login-block-seconds"], 60) * 1000,
+    idleTimeoutMs: intOption("idle-timeout-seconds", values["idle-timeout-seconds"], 0) * 1000,
+    queueMaxFrames: intOption("queue-max", values["queue-max"], 1000, 1),
+    queueMaxAgeMs: intOption("queue-max-age-days", values["queue-max-age-days"], 7, 1) *
+      86_400_000,
+    logLevel: logLevel as LogLevel,
+  };
+  return { config, help: values.help ?? false, printIdentity: values["print-identity"] ?? false };
+}
+
+/** The default bootstrap path for a data dir. */
+export function defaultBootstrapPath(dataDir: string): string {
+  return join(dataDir, "bootstrap.yaml");
+}

@@ -1,0 +1,98 @@
+/**
+ * The server identity: a UUIDv4 and an RSA-4096 key pair, created on first start and reused
+ * from the data directory afterwards (until deleted).
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import {
+  encodePublicKey,
+  importPrivateKeyText,
+  type KeyPair,
+  type PrivateKey,
+  privateKeyToPem,
+  type PublicKey,
+  rsa,
+} from "../shared/mod.ts";
+import type { Store } from "../storage/mod.ts";
+
+/** A server's id and keys. */
+export interface ServerIdentity {
+  /** UUIDv4. */
+  serverId: string;
+  /** Private key. */
+  privateKey: PrivateKey;
+  /** Public key. */
+  publicKey: PublicKey;
+  /** base64url DER SPKI of the public key. */
+  publicKeyText: string;
+}
+
+/** Derives the public key of a private key (WebCrypto keeps no link between them). */
+export async function publicFromPrivate(privateKey: PrivateKey): Promise<PublicKey> {
+  const key = await crypto.subtle.importKey(
+    "pkcs8",
+    new Uint8Array(privateKey.pkcs8),
+    { name: "RSA-PSS", hash: "SHA-256" },
+    true,
+    ["sign"],
+  );
+  const { n, e } = await crypto.subtle.exportKey("jwk", key);
+  if (n === undefined || e === undefined) throw new TypeError("Private key has no modulus");
+  const pub = await crypto.subtle.importKey(
+    "jwk",
+    { kty: "RSA", n, e, alg: "PS256", ext: true },
+    { name: "RSA-PSS", hash: "SHA-256" },
+    true,
+    ["verify"],
+  );
+  return rsa().importPublic(new Uint8Array(await crypto.subtle.exportKey("spki", pub)));
+}
+
+/** The file holding the server's private key inside a data dir. */
+export function keyPath(dataDir: string): string {
+  return join(dataDir, "server_key.pem");
+}
+
+/**
+ * Loads the identity from `dataDir` and `store`, creating it on first start. The private key
+ * file is written with mode 0600.
+ */
+export async function loadOrCreateIdentity(
+  dataDir: string,
+  store: Store,
+  options: { generate?: () => Promise<KeyPair> } = {},
+): Promise<{ identity: ServerIdentity; created: boolean }> {
+  await Deno.mkdir(dataDir, { recursive: true });
+  const path = keyPath(dataDir);
+  let created = false;
+  let privateKey: PrivateKey;
+  let publicKey: PublicKey;
+  try {
+    privateKey = await importPrivateKeyText(await Deno.readTextFile(path));
+    publicKey = await publicFromPrivate(privateKey);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) {
+      throw new Error(`Server key ${path} is unreadable; delete it to make a new identity`, {
+        cause: error,
+      });
+    }
+    const pair = await (options.generate ?? (() => rsa().generate()))();
+    privateKey = pair.privateKey;
+    publicKey = pair.publicKey;
+    const tmp = `${path}.tmp`;
+    await Deno.writeTextFile(tmp, privateKeyToPem(privateKey), { mode: 0o600 });
+    await Deno.rename(tmp, path);
+    created = true;
+  }
+  let serverId = await store.getSetting("server_id");
+  if (!serverId || created) {
+    serverId = crypto.randomUUID();
+    await store.setSetting("server_id", serverId);
+  }
+  return {
+    identity: { serverId, privateKey, publicKey, publicKeyText: encodePublicKey(publicKey) },
+    created,
+  };
+}

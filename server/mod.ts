@@ -1,0 +1,23 @@
+/**
+ * The socp server: one WebSocket port for users and servers, the routing hub, the server
+ * mesh, and the `socp server` command.
+ *
+ * @example
+ * ```ts
+ * import { parseServerArgs } from "./mod.ts";
+ * console.assert(parseServerArgs(["--port", "0"], {}).config.port === 0);
+ * ```
+ *
+ * @module
+ */
+
+export * from "./config.ts";
+export * from "./hub.ts";
+export * from "./identity.ts";
+export * from "./log.ts";
+export * from "./mesh.ts";
+export * from "./rate_limit.ts";
+export * from "./seen_cache.ts";
+export * from "./server.ts";
+export * from "./user_session.ts";
+export * from "./run.ts";

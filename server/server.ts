@@ -1,0 +1,226 @@
+/**
+ * `SocpServer`: one WebSocket port for users and servers. The first frame identifies a
+ * connection: USER_HELLO makes a user session; SERVER_HELLO_JOIN, SERVER_HELLO_LINK,
+ * PEER_HELLO_LINK or SERVER_ANNOUNCE hands it to the mesh; anything else gets an ERROR and
+ * a close.
+ *
+ * @module
+ */
+
+import {
+  decodeFrame,
+  parseEnvelope,
+  ProtocolError,
+  serializeEnvelope,
+  type Transport,
+  webSocketTransport,
+} from "../shared/mod.ts";
+import { openSqliteStore, type Store } from "../storage/mod.ts";
+import type { ServerConfig } from "./config.ts";
+import { Hub } from "./hub.ts";
+import { loadOrCreateIdentity, type ServerIdentity } from "./identity.ts";
+import { consoleLogger, type Logger } from "./log.ts";
+import type { Mesh } from "./mesh.ts";
+import { UserSession } from "./user_session.ts";
+import { join } from "node:path";
+
+/** First frames that identify a server connection. */
+export const SERVER_FIRST_TYPES: ReadonlySet<string> = new Set([
+  "SERVER_HELLO_JOIN",
+  "SERVER_HELLO_LINK",
+  "PEER_HELLO_LINK",
+  "SERVER_ANNOUNCE",
+]);
+
+/** How long a new connection may take to send its first frame. */
+const FIRST_FRAME_TIMEOUT_MS = 10_000;
+
+/** Options for {@linkcode SocpServer.start}. */
+export interface StartOptions {
+  /** Configuration. */
+  config: ServerConfig;
+  /** Logger (default: stderr at the configured level). */
+  log?: Logger;
+  /** Store (default: SQLite at `<dataDir>/socp.db`). */
+  store?: Store;
+  /** Builds the mesh once the hub exists. */
+  mesh?: (hub: Hub, server: SocpServer) => Mesh;
+}
+
+/** A running server. */
+export class SocpServer implements AsyncDisposable {
+  /** Configuration. */
+  readonly config: ServerConfig;
+  /** Identity (id and keys). */
+  readonly identity: ServerIdentity;
+  /** Routing core. */
+  readonly hub: Hub;
+  /** Logger. */
+  readonly log: Logger;
+  #store: Store;
+  #http: Deno.HttpServer<Deno.NetAddr> | undefined;
+  #mesh: Mesh | undefined;
+  #sessions = new Set<Promise<void>>();
+  #transports = new Set<Transport>();
+  #closed = false;
+
+  private constructor(
+    config: ServerConfig,
+    identity: ServerIdentity,
+    hub: Hub,
+    store: Store,
+    log: Logger,
+  ) {
+    this.config = config;
+    this.identity = identity;
+    this.hub = hub;
+    this.#store = store;
+    this.log = log;
+  }
+
+  /** Opens storage, loads or creates the identity, listens, and starts the mesh. */
+  static async start(options: StartOptions): Promise<SocpServer> {
+    const { config } = options;
+    const log = options.log ?? consoleLogger("server", config.logLevel);
+    await Deno.mkdir(config.dataDir, { recursive: true });
+    const store = options.store ?? await openSqliteStore(join(config.dataDir, "socp.db"));
+    try {
+      const { identity, created } = await loadOrCreateIdentity(config.dataDir, store);
+      log.info(`${created ? "created" : "loaded"} server identity ${identity.serverId}`);
+      const hub = new Hub({ identity, store, log });
+      await hub.init();
+      const server = new SocpServer(config, identity, hub, store, log);
+      if (options.mesh) {
+        server.#mesh = options.mesh(hub, server);
+        hub.attachMesh(server.#mesh);
+      }
+      server.#listen();
+      await server.#mesh?.start();
+      return server;
+    } catch (error) {
+      await store.close();
+      throw error;
+    }
+  }
+
+  /** The bound address (port resolved when 0 was asked for). */
+  get addr(): Deno.NetAddr {
+    if (!this.#http) throw new Error("Server is not listening");
+    return this.#http.addr;
+  }
+
+  /** ws:// URL of this server. */
+  get url(): string {
+    return `ws://${this.config.advertiseHost}:${this.addr.port}`;
+  }
+
+  #listen(): void {
+    this.#http = Deno.serve({
+      hostname: this.config.host,
+      port: this.config.port,
+      onListen: () => {},
+      handler: (request, info) => {
+        if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+          return new Response("socp server: connect with a WebSocket (SOCP v1.3)\n", {
+            status: 426,
+          });
+        }
+        const remote = `${info.remoteAddr.hostname}:${info.remoteAddr.port}`;
+        const { socket, response } = Deno.upgradeWebSocket(request, { idleTimeout: 0 });
+        const transport = webSocketTransport(socket);
+        this.#track(this.#accept(transport, remote), transport);
+        return response;
+      },
+    });
+  }
+
+  #track(session: Promise<void>, transport: Transport): void {
+    this.#transports.add(transport);
+    const done = session.catch((error) => {
+      this.log.error(`connection handler failed: ${(error as Error).stack}`);
+    }).finally(() => {
+      this.#sessions.delete(done);
+      this.#transports.delete(transport);
+    });
+    this.#sessions.add(done);
+  }
+
+  /** Takes a connection (also used by tests with in-memory transports). */
+  async #accept(transport: Transport, remote: string): Promise<void> {
+    const frames = transport[Symbol.asyncIterator]();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<"timeout">((resolve) => {
+      timer = setTimeout(() => resolve("timeout"), FIRST_FRAME_TIMEOUT_MS);
+    });
+    const first = await Promise.race([frames.next(), timeout]);
+    clearTimeout(timer);
+    if (first === "timeout") {
+      this.log.info(`connection from ${remote} sent nothing for 10 s; closed`);
+      await this.#reject(transport, "TIMEOUT", "No identifying first frame within 10 s");
+      return;
+    }
+    if (first.done) return;
+    try {
+      const env = parseEnvelope(first.value, { maxBytes: this.config.maxServerFrameBytes });
+      if (SERVER_FIRST_TYPES.has(env.type)) {
+        if (!this.#mesh) throw new ProtocolError("UNKNOWN_TYPE", "This server does not federate");
+        this.#mesh.acceptServer(transport, env, remote);
+        await transport.closed;
+        return;
+      }
+      if (first.value.length > this.config.maxUserFrameBytes) {
+        throw new ProtocolError(
+          "FRAME_TOO_LARGE",
+          `USER_HELLO exceeds ${this.config.maxUserFrameBytes} bytes`,
+        );
+      }
+      const frame = decodeFrame(env);
+      if (frame?.type !== "USER_HELLO") {
+        throw new ProtocolError(
+          frame === undefined ? "UNKNOWN_TYPE" : "BAD_FRAME",
+          `The first frame must be USER_HELLO or a server handshake, not "${
+            env.type.slice(0, 64)
+          }"`,
+        );
+      }
+      const session = new UserSession(transport, { hub: this.hub, config: this.config, remote });
+      await session.run(frame, frames);
+    } catch (error) {
+      if (!(error instanceof ProtocolError)) throw error;
+      this.log.warn(`rejected connection from ${remote}: ${error.message}`);
+      await this.#reject(transport, error.code, error.message);
+    }
+  }
+
+  async #reject(transport: Transport, code: string, detail: string): Promise<void> {
+    const text = await this.hub.emit("ERROR", "?", { code, detail });
+    transport.send(text);
+    transport.close(1008, code);
+  }
+
+  /** Connects an in-memory transport as if it had arrived on the port (tests). */
+  acceptTransport(transport: Transport, remote = "memory"): Promise<void> {
+    const session = this.#accept(transport, remote);
+    this.#track(session, transport);
+    return session;
+  }
+
+  /** Stops listening, closes every connection and the store. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#mesh?.[Symbol.asyncDispose]();
+    for (const t of this.#transports) t.close(1001, "Server shutting down");
+    await this.#http?.shutdown();
+    await Promise.allSettled([...this.#sessions]);
+    await this.#store.close();
+    this.log.info("server stopped");
+  }
+
+  /** Same as {@linkcode close}. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}
+
+export { serializeEnvelope };
