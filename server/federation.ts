@@ -39,6 +39,7 @@ import type { Mesh } from "./mesh.ts";
 import { PeerLink } from "./peer_link.ts";
 import { seenKey } from "./seen_cache.ts";
 import type { SocpServer } from "./server.ts";
+import type { Accounts } from "./accounts.ts";
 
 /** A server whose key is pinned. */
 interface KnownServer {
@@ -102,6 +103,7 @@ const MUST_SIGN: ReadonlySet<string> = new Set([
   "PUBLIC_CHANNEL_UPDATED",
   "PUBLIC_CHANNEL_KEY_SHARE",
   "MSG_DIRECT",
+  "DIRECTORY_UPDATE",
 ]);
 
 /** Options for {@linkcode Federation}. */
@@ -116,6 +118,8 @@ export interface FederationOptions {
   dialer?: Dialer;
   /** Re-dial backoff (default {@linkcode defaultBackoff}). */
   backoff?: Backoff;
+  /** Account directory (DIRECTORY_UPDATE gossip). */
+  accounts?: Accounts;
 }
 
 /** The mesh of one server. */
@@ -132,6 +136,7 @@ export class Federation implements Mesh {
   #abort = new AbortController();
   #tasks = new Set<Promise<unknown>>();
   #bootstrap: BootstrapEntry[] = [];
+  #accounts: Accounts | undefined;
 
   /** Creates the mesh; {@linkcode start} joins the network. */
   constructor(options: FederationOptions) {
@@ -140,6 +145,7 @@ export class Federation implements Mesh {
     this.#port = options.port;
     this.#dialer = options.dialer ?? webSocketDialer;
     this.#backoff = options.backoff ?? defaultBackoff;
+    this.#accounts = options.accounts;
   }
 
   get #log() {
@@ -592,11 +598,12 @@ export class Federation implements Mesh {
     this.#log.info(
       `linked to server ${short(serverId)} (${link.direction}, ${this.#links.size} links)`,
     );
-    // Catch-up: our users to the new server.
+    // Catch-up: the directory and our online users, to the new server.
     this.#spawn(
-      this.#hub.localAdverts().then((adverts) => {
-        for (const text of adverts) link.send(text);
-      }),
+      (async () => {
+        for (const text of (await this.#accounts?.syncFrames()) ?? []) link.send(text);
+        for (const text of await this.#hub.localAdverts()) link.send(text);
+      })(),
     );
     return true;
   }
@@ -790,6 +797,20 @@ export class Federation implements Mesh {
       }
       case "SERVER_WELCOME":
         return;
+      case "DIRECTORY_UPDATE":
+        if (this.#accounts && (await this.#accounts.applyRemote(frame.p.record))) {
+          this.broadcast(text, from);
+        }
+        return;
+      case "REGISTER":
+      case "LOGIN_START":
+      case "LOGIN_PARAMS":
+      case "LOGIN_PROOF":
+      case "LOGIN_OK":
+      case "PASSWD":
+      case "DELETE_ACCOUNT":
+      case "ACCOUNTS_REQUEST":
+      case "ACCOUNTS_RESPONSE":
       case "USER_HELLO":
       case "USER_DELIVER":
       case "LIST_REQUEST":
@@ -869,5 +890,10 @@ export class Federation implements Mesh {
 
 /** Builds the mesh for a server (used by `socp server`). */
 export function createMesh(hub: Hub, server: SocpServer): Mesh {
-  return new Federation({ hub, config: server.config, port: () => server.addr.port });
+  return new Federation({
+    hub,
+    config: server.config,
+    port: () => server.addr.port,
+    accounts: server.accounts,
+  });
 }

@@ -75,8 +75,12 @@ const RELAY_KEYS = new Set(["user_id", "sender", "inner_type", "orig_ts", "msg_t
 
 /** Hooks that later layers (accounts, offline delivery) plug into routing. */
 export interface HubHooks {
-  /** Called for a recipient who is not online anywhere; may queue and return true. */
+  /** Called for a recipient who is not online anywhere; may queue it. */
   offline?(delivery: Delivery): Promise<"queued" | "not_found">;
+  /** Called when a user comes online anywhere in the mesh. */
+  online?(userId: string): Promise<void>;
+  /** Called when a local user says hello for the first time (a new directory record). */
+  newUser?(userId: string): Promise<void>;
 }
 
 /** Options for {@linkcode Hub}. */
@@ -229,6 +233,17 @@ export class Hub {
     this.sendToServers(advert);
     this.sendToLocal(advert, link.userId);
     await this.rotatePublicKey([link.userId]);
+    await this.#notifyOnline(link.userId);
+  }
+
+  async #notifyOnline(userId: string): Promise<void> {
+    try {
+      await this.hooks.online?.(userId);
+    } catch (error) {
+      this.log.error(
+        `delivering queued frames to ${short(userId)} failed: ${(error as Error).message}`,
+      );
+    }
   }
 
   /** Removes a local user whose connection closed. */
@@ -263,6 +278,7 @@ export class Hub {
       known.displayName === user.displayName
     ) return;
     this.sendToLocal(await this.emit("USER_ADVERTISE", "*", this.advertPayload(user)));
+    if (known?.serverId !== user.serverId) await this.#notifyOnline(user.userId);
   }
 
   /** A remote server removed a user; only the hosting server may do so (spec §7.6). */

@@ -13,15 +13,18 @@ import {
   ProtocolError,
   serializeEnvelope,
   type Transport,
+  type UserHello,
   webSocketTransport,
 } from "../shared/mod.ts";
 import { openSqliteStore, type Store } from "../storage/mod.ts";
 import type { ServerConfig } from "./config.ts";
 import { Hub } from "./hub.ts";
 import { loadOrCreateIdentity, type ServerIdentity } from "./identity.ts";
-import { consoleLogger, type Logger } from "./log.ts";
+import { consoleLogger, type Logger, short } from "./log.ts";
 import type { Mesh } from "./mesh.ts";
-import { UserSession } from "./user_session.ts";
+import { ErrorSender, UserSession } from "./user_session.ts";
+import { Accounts } from "./accounts.ts";
+import { OfflineQueue } from "./offline_queue.ts";
 import { join } from "node:path";
 
 /** First frames that identify a server connection. */
@@ -57,6 +60,10 @@ export class SocpServer implements AsyncDisposable {
   readonly hub: Hub;
   /** Logger. */
   readonly log: Logger;
+  /** Account service. */
+  readonly accounts: Accounts;
+  /** Offline queues. */
+  readonly offline: OfflineQueue;
   #store: Store;
   #http: Deno.HttpServer<Deno.NetAddr> | undefined;
   #mesh: Mesh | undefined;
@@ -76,16 +83,36 @@ export class SocpServer implements AsyncDisposable {
     this.hub = hub;
     this.#store = store;
     this.log = log;
+    this.accounts = new Accounts(hub, config);
+    this.offline = new OfflineQueue(hub, config);
+    hub.hooks = {
+      offline: (d) => this.offline.offline(d),
+      online: (userId) => this.offline.flush(userId),
+      newUser: async (userId) => {
+        const record = await store.getUser(userId);
+        if (record) await this.accounts.publish(record);
+      },
+    };
+    this.accounts.onNameLost = (userId, username) => {
+      const link = hub.localLink(userId);
+      if (!link) return;
+      hub.emit("ERROR", userId, {
+        code: "NAME_IN_USE",
+        detail:
+          `The name "${username}" was registered elsewhere first; your account lost it. Register another name`,
+      }).then((t) => link.sendText(t)).catch(() => {});
+    };
   }
 
   /** Opens storage, loads or creates the identity, listens, and starts the mesh. */
   static async start(options: StartOptions): Promise<SocpServer> {
     const { config } = options;
-    const log = options.log ?? consoleLogger("server", config.logLevel);
     await Deno.mkdir(config.dataDir, { recursive: true });
     const store = options.store ?? await openSqliteStore(join(config.dataDir, "socp.db"));
     try {
       const { identity, created } = await loadOrCreateIdentity(config.dataDir, store);
+      const log = options.log ??
+        consoleLogger(`server ${short(identity.serverId)}`, config.logLevel);
       log.info(`${created ? "created" : "loaded"} server identity ${identity.serverId}`);
       const hub = new Hub({ identity, store, log });
       await hub.init();
@@ -96,6 +123,7 @@ export class SocpServer implements AsyncDisposable {
       }
       server.#listen();
       await server.#mesh?.start();
+      await server.offline.prune();
       return server;
     } catch (error) {
       await store.close();
@@ -174,7 +202,15 @@ export class SocpServer implements AsyncDisposable {
           `USER_HELLO exceeds ${this.config.maxUserFrameBytes} bytes`,
         );
       }
-      const frame = decodeFrame(env);
+      let frame = decodeFrame(env);
+      if (
+        frame?.type === "LOGIN_START" || frame?.type === "LOGIN_PROOF" ||
+        frame?.type === "ACCOUNTS_REQUEST"
+      ) {
+        const hello = await this.#loginPhase(transport, frames, first.value);
+        if (hello === undefined) return;
+        frame = hello;
+      }
       if (frame?.type !== "USER_HELLO") {
         throw new ProtocolError(
           frame === undefined ? "UNKNOWN_TYPE" : "BAD_FRAME",
@@ -183,13 +219,93 @@ export class SocpServer implements AsyncDisposable {
           }"`,
         );
       }
-      const session = new UserSession(transport, { hub: this.hub, config: this.config, remote });
+      const session = new UserSession(transport, {
+        hub: this.hub,
+        config: this.config,
+        remote,
+        accounts: this.accounts,
+      });
       await session.run(frame, frames);
     } catch (error) {
       if (!(error instanceof ProtocolError)) throw error;
       this.log.warn(`rejected connection from ${remote}: ${error.message}`);
       await this.#reject(transport, error.code, error.message);
     }
+  }
+
+  /**
+   * Frames before USER_HELLO on an account connection: LOGIN_START → LOGIN_PARAMS,
+   * LOGIN_PROOF → LOGIN_OK (or BAD_PASSWORD / LOGIN_BLOCKED, and the client may retry),
+   * ACCOUNTS_REQUEST → ACCOUNTS_RESPONSE. Returns the USER_HELLO that ends the phase.
+   */
+  async #loginPhase(
+    transport: Transport,
+    frames: AsyncIterator<string>,
+    firstText: string,
+  ): Promise<UserHello | undefined> {
+    const errors = new ErrorSender(this.hub, (t) => transport.send(t));
+    let text: string | undefined = firstText;
+    for (let count = 0; count < 100; count++) {
+      if (text === undefined) {
+        const next = await frames.next();
+        if (next.done) return undefined;
+        text = next.value;
+      }
+      try {
+        const env = parseEnvelope(text, { maxBytes: this.config.maxUserFrameBytes });
+        text = undefined;
+        if (env.type === "ERROR") continue;
+        const frame = decodeFrame(env);
+        switch (frame?.type) {
+          case "USER_HELLO":
+            return frame;
+          case "LOGIN_START":
+            transport.send(
+              await this.hub.emit("LOGIN_PARAMS", "?", {
+                username: frame.p.username,
+                kdf: await this.accounts.loginParams(frame.p.username),
+              }),
+            );
+            break;
+          case "LOGIN_PROOF": {
+            const user = await this.accounts.login(frame.p.username, frame.p.auth_key);
+            transport.send(
+              await this.hub.emit("LOGIN_OK", user.user_id, {
+                username: user.username ?? frame.p.username,
+                user_id: user.user_id,
+                pubkey: user.pubkey,
+                privkey_store: JSON.parse(user.privkey_store),
+              }),
+            );
+            break;
+          }
+          case "ACCOUNTS_REQUEST": {
+            const accounts = await this.accounts.list(frame.p.pattern);
+            transport.send(
+              await this.hub.emit("ACCOUNTS_RESPONSE", "?", {
+                pattern: frame.p.pattern,
+                accounts: accounts.map((a) => ({ ...a })),
+              }),
+            );
+            break;
+          }
+          case "CTRL_CLOSE":
+            transport.close(1000, "Bye");
+            return undefined;
+          default:
+            throw new ProtocolError(
+              "NOT_LOGGED_IN",
+              `Log in or say USER_HELLO before ${env.type.slice(0, 64)}`,
+            );
+        }
+      } catch (error) {
+        if (!(error instanceof ProtocolError)) throw error;
+        text = undefined;
+        await errors.send(error.code, error.message, "?");
+      }
+    }
+    transport.close(1008, "Too many frames before USER_HELLO");
+    return undefined;
   }
 
   async #reject(transport: Transport, code: string, detail: string): Promise<void> {
@@ -210,6 +326,7 @@ export class SocpServer implements AsyncDisposable {
     if (this.#closed) return;
     this.#closed = true;
     await this.#mesh?.[Symbol.asyncDispose]();
+    await this.offline[Symbol.asyncDispose]();
     for (const t of this.#transports) t.close(1001, "Server shutting down");
     await this.#http?.shutdown();
     await Promise.allSettled([...this.#sessions]);

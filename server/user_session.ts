@@ -31,6 +31,7 @@ import {
 } from "./hub.ts";
 import { short } from "./log.ts";
 import { type Clock, TokenBucket } from "./rate_limit.ts";
+import type { Accounts } from "./accounts.ts";
 
 /** Most frames one connection may have in flight (signing) before reading pauses. */
 const MAX_IN_FLIGHT = 64;
@@ -98,6 +99,12 @@ export async function checkHello(
       `User ${env.from} is registered with a different public key`,
     );
   }
+  if (known && !known.deleted && known.pake_password && env.sig === undefined) {
+    throw new ProtocolError(
+      "INVALID_SIG",
+      `User ${env.from} has an account; USER_HELLO must be signed`,
+    );
+  }
   if (!known || known.deleted) {
     await hub.store.putUser({
       user_id: env.from,
@@ -111,8 +118,10 @@ export async function checkHello(
       username: null,
       home_server: hub.serverId,
       updated_at: hub.now(),
+      registered_at: 0,
       deleted: false,
     });
+    await hub.hooks.newUser?.(env.from);
   }
   return { pubkey, displayName: hello.p.meta.display_name };
 }
@@ -125,6 +134,8 @@ export interface UserSessionOptions {
   config: ServerConfig;
   /** Remote address, for logs. */
   remote: string;
+  /** Account service (register, passwd, delete, list). */
+  accounts?: Accounts;
   /** Clock (ms). */
   clock?: Clock;
 }
@@ -141,6 +152,7 @@ export class UserSession implements UserLink {
   #outbox: Promise<void> = Promise.resolve();
   #inFlight = 0;
   #rejectedFiles = new Set<string>();
+  #accounts: Accounts | undefined;
 
   /** Wraps a transport whose first frame was USER_HELLO. */
   constructor(transport: Transport, options: UserSessionOptions) {
@@ -148,6 +160,7 @@ export class UserSession implements UserLink {
     this.#hub = options.hub;
     this.#config = options.config;
     this.#remote = options.remote;
+    this.#accounts = options.accounts;
     const clock = options.clock ? { clock: options.clock } : {};
     this.#errors = new ErrorSender(this.#hub, (t) => this.sendText(t), clock);
     this.#rate = new TokenBucket({ rate: this.#config.rate, burst: this.#config.burst, ...clock });
@@ -209,10 +222,39 @@ export class UserSession implements UserLink {
     }
   }
 
+  async #next(frames: AsyncIterator<string>): Promise<IteratorResult<string> | "idle"> {
+    const idle = this.#config.idleTimeoutMs;
+    if (idle <= 0) return await frames.next();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<"idle">((resolve) => {
+      timer = setTimeout(() => resolve("idle"), idle);
+    });
+    try {
+      return await Promise.race([frames.next(), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   async #loop(frames: AsyncIterator<string>): Promise<void> {
+    let pending: Promise<IteratorResult<string>> | undefined;
     while (true) {
-      const next = await frames.next();
+      pending ??= frames.next();
+      const next = await this.#next({ next: () => pending! });
+      if (next === "idle") {
+        const seconds = Math.round(this.#config.idleTimeoutMs / 1000);
+        this.#hub.log.info(`user ${short(this.#userId)} idle for ${seconds} s; logged out`);
+        await this.#errors.send(
+          "TIMEOUT",
+          `Logged out after ${seconds} s without activity`,
+          this.#userId,
+        );
+        this.close(1000, "Idle timeout");
+        return;
+      }
+      pending = undefined;
       if (next.done) return;
+      if (isHeartbeat(next.value)) continue;
       if (!this.#rate.take()) {
         await this.#errors.send(
           "RATE_LIMIT",
@@ -327,6 +369,60 @@ export class UserSession implements UserLink {
         this.sendText(await hub.emit("PUBKEY_RESPONSE", this.#userId, payload));
         return;
       }
+      case "REGISTER": {
+        const record = await this.#service().register(
+          this.#userId,
+          frame.p.username,
+          frame.p.privkey_store,
+          frame.p.verifier,
+        );
+        this.sendText(
+          await hub.emit("ACK", this.#userId, {
+            msg_ref: "REGISTER_OK",
+            username: record.username ?? "",
+          }),
+        );
+        return;
+      }
+      case "PASSWD":
+        await this.#service().passwd(
+          this.#userId,
+          frame.p.auth_key,
+          frame.p.privkey_store,
+          frame.p.verifier,
+        );
+        this.sendText(await hub.emit("ACK", this.#userId, { msg_ref: "PASSWD_OK" }));
+        return;
+      case "DELETE_ACCOUNT": {
+        const username = await this.#service().deleteAccount(this.#userId, frame.p.auth_key);
+        this.sendText(await hub.emit("ACK", this.#userId, { msg_ref: "DELETE_OK", username }));
+        this.close(1000, "Account deleted");
+        return;
+      }
+      case "ACCOUNTS_REQUEST": {
+        const accounts = await this.#service().list(frame.p.pattern);
+        this.sendText(
+          await hub.emit("ACCOUNTS_RESPONSE", this.#userId, {
+            pattern: frame.p.pattern,
+            accounts: accounts.map((a) => ({ ...a })),
+          }),
+        );
+        return;
+      }
+      case "LOGIN_START":
+      case "LOGIN_PROOF":
+        throw new ProtocolError(
+          "BAD_REQUEST",
+          "Already logged in on this connection; use /logout first",
+        );
+      case "LOGIN_PARAMS":
+      case "LOGIN_OK":
+      case "ACCOUNTS_RESPONSE":
+      case "DIRECTORY_UPDATE":
+        throw new ProtocolError(
+          "BAD_FRAME",
+          `${frame.type} is a server frame; users may not send it`,
+        );
       case "HEARTBEAT":
       case "ACK":
         return;
@@ -360,6 +456,11 @@ export class UserSession implements UserLink {
         throw new ProtocolError("UNKNOWN_TYPE", `Unhandled type ${(never as Frame).type}`);
       }
     }
+  }
+
+  #service(): Accounts {
+    if (!this.#accounts) throw new ProtocolError("UNKNOWN_TYPE", "This server has no accounts");
+    return this.#accounts;
   }
 
   async #deliver(type: DeliveryType, env: Envelope): Promise<void> {
@@ -401,6 +502,12 @@ export class UserSession implements UserLink {
     }
     await this.#ordered(routed.send);
   }
+}
+
+/** A cheap check for HEARTBEAT frames, which do not count as activity. */
+function isHeartbeat(text: string): boolean {
+  return text.length < 2048 && text.includes('"HEARTBEAT"') &&
+    /"type"\s*:\s*"HEARTBEAT"/.test(text);
 }
 
 function displayNameOf(meta: string | undefined): string | undefined {

@@ -199,6 +199,13 @@ export function optObject(p: JsonObject, type: string, field: string): JsonObjec
   return v;
 }
 
+/** Reads a required object field. */
+export function reqObject(p: JsonObject, type: string, field: string): JsonObject {
+  const v = p[field];
+  if (!isObject(v)) bad(type, field, "an object");
+  return v;
+}
+
 /** Reads an optional array field. */
 export function optArray(p: JsonObject, type: string, field: string): JsonValue[] | undefined {
   const v = p[field];

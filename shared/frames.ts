@@ -18,6 +18,7 @@ import {
   optString,
   reqId,
   reqInt,
+  reqObject,
   reqString,
 } from "./envelope.ts";
 import { ProtocolError } from "./errors.ts";
@@ -163,6 +164,51 @@ export type ErrorFrame = FrameBase<"ERROR", { code: string; detail?: string }>;
 /** CTRL_CLOSE. */
 export type CtrlClose = FrameBase<"CTRL_CLOSE", JsonObject>;
 
+// socp account extension (docs/protocol.md, "Accounts").
+
+/** REGISTER (after USER_HELLO): makes the connected identity an account. */
+export type Register = FrameBase<"REGISTER", {
+  username: string;
+  privkey_store: JsonObject;
+  verifier: string;
+}>;
+/** LOGIN_START (first frame): asks for the KDF parameters of an account. */
+export type LoginStart = FrameBase<"LOGIN_START", { username: string }>;
+/** LOGIN_PARAMS: the KDF parameters (fake but stable ones for an unknown name). */
+export type LoginParams = FrameBase<"LOGIN_PARAMS", { username: string; kdf: JsonObject }>;
+/** LOGIN_PROOF: the auth key derived from the password. */
+export type LoginProof = FrameBase<"LOGIN_PROOF", { username: string; auth_key: string }>;
+/** LOGIN_OK: the account's id, public key and encrypted private key. */
+export type LoginOk = FrameBase<"LOGIN_OK", {
+  username: string;
+  user_id: string;
+  pubkey: string;
+  privkey_store: JsonObject;
+}>;
+/** PASSWD (after USER_HELLO): old auth key, new blob and verifier. */
+export type Passwd = FrameBase<"PASSWD", {
+  auth_key: string;
+  privkey_store: JsonObject;
+  verifier: string;
+}>;
+/** DELETE_ACCOUNT (after USER_HELLO). */
+export type DeleteAccount = FrameBase<"DELETE_ACCOUNT", { auth_key: string }>;
+/** ACCOUNTS_REQUEST: list account names matching a glob or /regex/. */
+export type AccountsRequest = FrameBase<"ACCOUNTS_REQUEST", { pattern: string }>;
+/** One row of ACCOUNTS_RESPONSE. */
+export interface AccountEntry {
+  username: string;
+  user_id: string;
+  online: boolean;
+}
+/** ACCOUNTS_RESPONSE. */
+export type AccountsResponse = FrameBase<"ACCOUNTS_RESPONSE", {
+  pattern: string;
+  accounts: AccountEntry[];
+}>;
+/** DIRECTORY_UPDATE (server to server): one user record, gossiped mesh-wide. */
+export type DirectoryUpdate = FrameBase<"DIRECTORY_UPDATE", { record: JsonObject }>;
+
 /** Every message type socp decodes. */
 export type Frame =
   | UserHello
@@ -187,7 +233,17 @@ export type Frame =
   | Heartbeat
   | Ack
   | ErrorFrame
-  | CtrlClose;
+  | CtrlClose
+  | Register
+  | LoginStart
+  | LoginParams
+  | LoginProof
+  | LoginOk
+  | Passwd
+  | DeleteAccount
+  | AccountsRequest
+  | AccountsResponse
+  | DirectoryUpdate;
 
 /** Every type name in {@linkcode Frame}. */
 export type FrameType = Frame["type"];
@@ -451,6 +507,71 @@ export function decodeFrame(env: Envelope): Frame | undefined {
     }
     case "CTRL_CLOSE":
       return { type, env, p };
+    case "REGISTER":
+      return {
+        type,
+        env,
+        p: {
+          username: reqString(p, type, "username", 64),
+          privkey_store: reqObject(p, type, "privkey_store"),
+          verifier: reqString(p, type, "verifier", 128),
+        },
+      };
+    case "LOGIN_START":
+      return { type, env, p: { username: reqString(p, type, "username", 64) } };
+    case "LOGIN_PARAMS":
+      return {
+        type,
+        env,
+        p: { username: reqString(p, type, "username", 64), kdf: reqObject(p, type, "kdf") },
+      };
+    case "LOGIN_PROOF":
+      return {
+        type,
+        env,
+        p: {
+          username: reqString(p, type, "username", 64),
+          auth_key: reqString(p, type, "auth_key", 128),
+        },
+      };
+    case "LOGIN_OK":
+      return {
+        type,
+        env,
+        p: {
+          username: reqString(p, type, "username", 64),
+          user_id: reqId(p, type, "user_id"),
+          pubkey: reqString(p, type, "pubkey"),
+          privkey_store: reqObject(p, type, "privkey_store"),
+        },
+      };
+    case "PASSWD":
+      return {
+        type,
+        env,
+        p: {
+          auth_key: reqString(p, type, "auth_key", 128),
+          privkey_store: reqObject(p, type, "privkey_store"),
+          verifier: reqString(p, type, "verifier", 128),
+        },
+      };
+    case "DELETE_ACCOUNT":
+      return { type, env, p: { auth_key: reqString(p, type, "auth_key", 128) } };
+    case "ACCOUNTS_REQUEST":
+      return { type, env, p: { pattern: reqString(p, type, "pattern", 200) } };
+    case "ACCOUNTS_RESPONSE": {
+      const accounts: AccountEntry[] = [];
+      for (const item of optArray(p, type, "accounts") ?? []) {
+        if (!isObject(item)) continue;
+        const { username, user_id, online } = item;
+        if (typeof username === "string" && typeof user_id === "string") {
+          accounts.push({ username, user_id, online: online === true });
+        }
+      }
+      return { type, env, p: { pattern: optString(p, type, "pattern") ?? "", accounts } };
+    }
+    case "DIRECTORY_UPDATE":
+      return { type, env, p: { record: reqObject(p, type, "record") } };
     default:
       return undefined;
   }

@@ -24,3 +24,4 @@ export * from "./rsa.ts";
 export * from "./text_crypto.ts";
 export * from "./transport_sig.ts";
 export * from "./transport.ts";
+export * from "./account_crypto.ts";

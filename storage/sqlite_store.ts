@@ -82,6 +82,8 @@ const MIGRATIONS: readonly string[] = [
   CREATE INDEX IF NOT EXISTS offline_queue_recipient ON offline_queue (recipient, seq);
   CREATE INDEX IF NOT EXISTS offline_queue_queued_at ON offline_queue (queued_at);
   `,
+  // v2: when the account name was registered (deterministic conflict resolution).
+  `ALTER TABLE users ADD COLUMN registered_at INT NOT NULL DEFAULT 0;`,
 ];
 
 /** The schema version this code writes. */
@@ -136,6 +138,7 @@ function toUser(row: Row): UserRecord {
     username: textOrNull(row, "username"),
     home_server: textOrNull(row, "home_server"),
     updated_at: int(row, "updated_at"),
+    registered_at: intOrZero(row, "registered_at"),
     deleted: int(row, "deleted") !== 0,
   };
 }
@@ -248,8 +251,8 @@ function prepareAll(db: DatabaseSync): Statements {
     // other account holding the name instead of failing.
     putUser: db.prepare(
       `INSERT INTO users (user_id, pubkey, privkey_store, pake_password, meta, version,
-         username, username_key, home_server, updated_at, deleted)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         username, username_key, home_server, updated_at, deleted, registered_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (user_id) DO UPDATE SET
          pubkey = excluded.pubkey,
          privkey_store = excluded.privkey_store,
@@ -260,7 +263,8 @@ function prepareAll(db: DatabaseSync): Statements {
          username_key = excluded.username_key,
          home_server = excluded.home_server,
          updated_at = excluded.updated_at,
-         deleted = excluded.deleted`,
+         deleted = excluded.deleted,
+         registered_at = excluded.registered_at`,
     ),
     listUsers: db.prepare("SELECT * FROM users ORDER BY user_id"),
     getGroup: db.prepare("SELECT * FROM groups WHERE group_id = ?"),
@@ -366,6 +370,7 @@ class SqliteStore implements Store {
         user.home_server,
         user.updated_at,
         user.deleted ? 1 : 0,
+        user.registered_at,
       ];
       try {
         this.#s.putUser.run(...params);

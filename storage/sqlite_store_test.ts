@@ -13,6 +13,7 @@ function user(overrides: Partial<UserRecord> & Pick<UserRecord, "user_id">): Use
     username: null,
     home_server: "server-a",
     updated_at: 1_000,
+    registered_at: 0,
     deleted: false,
     ...overrides,
   };
@@ -383,7 +384,7 @@ Deno.test("`openSqliteStore()` opens a file in WAL mode and records its schema v
     const db = new DatabaseSync(path);
     try {
       assert.deepEqual({ ...db.prepare("PRAGMA journal_mode").get() }, { journal_mode: "wal" });
-      assert.deepEqual({ ...db.prepare("PRAGMA user_version").get() }, { user_version: 1 });
+      assert.deepEqual({ ...db.prepare("PRAGMA user_version").get() }, { user_version: 2 });
     } finally {
       db.close();
     }

@@ -27,6 +27,8 @@ export interface UserRecord {
   home_server: string | null;
   /** Milliseconds; last change. */
   updated_at: number;
+  /** Milliseconds; when `username` was registered (0 for key-file users). */
+  registered_at: number;
   /** True when the account was deleted (a tombstone kept for directory sync). */
   deleted: boolean;
 }
