@@ -77,7 +77,7 @@ Options (environment variable in brackets):
   --login-attempts <n>       failed logins before blocking (default 3)
   --login-block-seconds <n>  how long a blocked login stays blocked (default 60)
   --idle-timeout-seconds <n> log out idle sessions; 0 = never (default 0)
-  --queue-max <n>            offline messages kept per user (default 1000)
+  --queue-max <n>            offline frames kept per user (default 20000)
   --queue-max-age-days <n>   offline messages expire after (default 7)
   --log-level <level>        debug | info | warn | error [SOCP_LOG_LEVEL] (default info)
   --print-identity           print this server's id and public key, then exit
@@ -181,7 +181,7 @@ export function parseServerArgs(
     loginAttempts: intOption("login-attempts", values["login-attempts"], 3, 1),
     loginBlockMs: intOption("login-block-seconds", values["login-block-seconds"], 60) * 1000,
     idleTimeoutMs: intOption("idle-timeout-seconds", values["idle-timeout-seconds"], 0) * 1000,
-    queueMaxFrames: intOption("queue-max", values["queue-max"], 1000, 1),
+    queueMaxFrames: intOption("queue-max", values["queue-max"], 20_000, 1),
     queueMaxAgeMs: intOption("queue-max-age-days", values["queue-max-age-days"], 7, 1) *
       86_400_000,
     logLevel: logLevel as LogLevel,
