@@ -14,6 +14,7 @@ import {
   serializeEnvelope,
   type Transport,
   type UserHello,
+  utf8Length,
   webSocketTransport,
 } from "../shared/mod.ts";
 import { openSqliteStore, type Store } from "../storage/mod.ts";
@@ -196,7 +197,7 @@ export class SocpServer implements AsyncDisposable {
         await transport.closed;
         return;
       }
-      if (first.value.length > this.config.maxUserFrameBytes) {
+      if (utf8Length(first.value) > this.config.maxUserFrameBytes) {
         throw new ProtocolError(
           "FRAME_TOO_LARGE",
           `USER_HELLO exceeds ${this.config.maxUserFrameBytes} bytes`,

@@ -153,6 +153,7 @@ export class UserSession implements UserLink {
   #inFlight = 0;
   #rejectedFiles = new Set<string>();
   #accounts: Accounts | undefined;
+  #lastActive = Date.now();
 
   /** Wraps a transport whose first frame was USER_HELLO. */
   constructor(transport: Transport, options: UserSessionOptions) {
@@ -226,8 +227,9 @@ export class UserSession implements UserLink {
     const idle = this.#config.idleTimeoutMs;
     if (idle <= 0) return await frames.next();
     let timer: ReturnType<typeof setTimeout> | undefined;
+    const left = Math.max(0, this.#lastActive + idle - Date.now());
     const timeout = new Promise<"idle">((resolve) => {
-      timer = setTimeout(() => resolve("idle"), idle);
+      timer = setTimeout(() => resolve("idle"), left);
     });
     try {
       return await Promise.race([frames.next(), timeout]);
@@ -254,7 +256,6 @@ export class UserSession implements UserLink {
       }
       pending = undefined;
       if (next.done) return;
-      if (isHeartbeat(next.value)) continue;
       if (!this.#rate.take()) {
         await this.#errors.send(
           "RATE_LIMIT",
@@ -263,6 +264,8 @@ export class UserSession implements UserLink {
         );
         continue;
       }
+      if (isHeartbeat(next.value)) continue; // liveness only: not activity, nothing to do
+      this.#lastActive = Date.now();
       try {
         await this.#handle(next.value);
       } catch (error) {
@@ -469,8 +472,12 @@ export class UserSession implements UserLink {
       if (type === "FILE_END") this.#rejectedFiles.delete(fileId);
       return;
     }
-    if (isChannelTarget(env.to)) {
-      await this.#hub.fanOut(env, undefined);
+    if (type !== "MSG_DIRECT" && isChannelTarget(env.to)) {
+      // The server, not the payload, says who sent a channel-wide frame.
+      await this.#hub.fanOut(
+        { ...env, payload: { ...env.payload, sender: this.#userId } },
+        undefined,
+      );
       return;
     }
     const delivery: Delivery = {
