@@ -19,7 +19,8 @@ directory and a generated bootstrap.yaml listing the others as introducers.
 
 Options:
   --servers <n>     number of servers, 1 to 16 (default 3)
-  --base-port <p>   first port; server i listens on base-port + i (default 8765)
+  --base-port <p>   first port; server i listens on base-port + i (default 8765);
+                    0 picks free ports
   --dir <dir>       where the servers' data directories go (default ./mesh-data)
   -h, --help        show this help`;
 
@@ -30,6 +31,14 @@ export function selfCommand(args: string[]): { cmd: string; args: string[] } {
     return { cmd: Deno.execPath(), args: ["run", "-A", new URL(main).pathname, ...args] };
   }
   return { cmd: Deno.execPath(), args };
+}
+
+/** A port that is free right now (the OS picks it). */
+function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr;
+  listener.close();
+  return port;
 }
 
 /** Runs `socp mesh`; resolves with the exit code after Ctrl-C. */
@@ -59,7 +68,7 @@ export async function runMesh(argv: string[]): Promise<number> {
     console.error(`socp mesh: --servers must be 1 to 16, got "${values.servers}"`);
     return 64;
   }
-  if (!Number.isInteger(basePort) || basePort < 1 || basePort + count > 65535) {
+  if (!Number.isInteger(basePort) || basePort < 0 || basePort + count > 65535) {
     console.error(
       `socp mesh: --base-port must leave room for ${count} ports, got "${values["base-port"]}"`,
     );
@@ -72,7 +81,7 @@ export async function runMesh(argv: string[]): Promise<number> {
     await Deno.mkdir(dataDir, { recursive: true });
     await using store = await openSqliteStore(join(dataDir, "socp.db"));
     const { identity } = await loadOrCreateIdentity(dataDir, store);
-    const port = basePort + i;
+    const port = basePort === 0 ? freePort() : basePort + i;
     nodes.push({
       dataDir,
       port,
