@@ -1,0 +1,244 @@
+/**
+ * DM throughput and latency through real `socp server` processes, printed next to the raw
+ * RSA-4096 sign rate of this machine (run with `deno task bench`).
+ *
+ * Senders pipeline pre-built MSG_DIRECT frames (at most WINDOW outstanding each); receivers
+ * count USER_DELIVER frames. Every delivered DM costs the receiving server one transport
+ * signature (and a cross-server DM one more at the sending server), so the sign rate bounds
+ * throughput. Receivers here do not decrypt or verify: that is client work, not server work.
+ *
+ *   deno run -A bench/throughput.ts [--dms 2000] [--pairs 4]
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import {
+  canonicalBytes,
+  encodePublicKey,
+  encryptText,
+  rsa,
+  serializeEnvelope,
+  signContent,
+  signedEnvelope,
+  type Transport,
+  webSocketTransport,
+} from "../shared/mod.ts";
+import { fixtureKeyPair, USER_KEYS } from "../tests/fixtures/keys.ts";
+import { type ServerNode, startServer } from "../tests/support/mod.ts";
+import { renderBootstrap } from "../server/mod.ts";
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: { dms: { type: "string" }, pairs: { type: "string" } },
+});
+const TOTAL = Number(values.dms ?? "2000");
+const PAIRS = Number(values.pairs ?? "4");
+const WINDOW = 64;
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+async function signRate(): Promise<number> {
+  const { privateKey } = await fixtureKeyPair("user0");
+  const data = canonicalBytes({ bench: "x".repeat(600) });
+  const n = 200;
+  const start = performance.now();
+  const inFlight = new Set<Promise<unknown>>();
+  for (let i = 0; i < n; i++) {
+    const p = rsa().sign(privateKey, data).finally(() => inFlight.delete(p));
+    inFlight.add(p);
+    if (inFlight.size >= 8) await Promise.race(inFlight);
+  }
+  await Promise.all(inFlight);
+  return n / ((performance.now() - start) / 1000);
+}
+
+interface User {
+  id: string;
+  transport: Transport;
+  frames: AsyncIterator<string>;
+}
+
+async function connect(url: string, keyIndex: number): Promise<User> {
+  const keys = await fixtureKeyPair(USER_KEYS[keyIndex % USER_KEYS.length]!);
+  const id = crypto.randomUUID();
+  const ws = new WebSocket(url);
+  const transport = webSocketTransport(ws);
+  const frames = transport[Symbol.asyncIterator]();
+  const pub = encodePublicKey(keys.publicKey);
+  transport.send(serializeEnvelope(
+    await signedEnvelope(keys.privateKey, {
+      type: "USER_HELLO",
+      from: id,
+      to: "server",
+      ts: Date.now(),
+      payload: {
+        client: "bench",
+        pubkey: pub,
+        enc_pubkey: pub,
+        meta: { display_name: `b${keyIndex}` },
+      },
+    }),
+  ));
+  for (;;) {
+    const next = await frames.next();
+    if (next.done) throw new Error("closed before ACK");
+    if (next.value.includes("USER_HELLO_OK")) break;
+  }
+  return { id, transport, frames };
+}
+
+/** Waits until `receiver` has seen USER_ADVERTISE for `userId` (so routing knows it). */
+async function waitForAdvert(receiver: User, userId: string): Promise<void> {
+  for (;;) {
+    const next = await receiver.frames.next();
+    if (next.done) throw new Error("closed");
+    if (next.value.includes('"USER_ADVERTISE"') && next.value.includes(userId)) return;
+  }
+}
+
+interface Result {
+  rate: number;
+  p50: number;
+  p99: number;
+  idleP50: number;
+  idleP99: number;
+}
+
+async function run(senderUrl: string, receiverUrl: string): Promise<Result> {
+  const senders: User[] = [];
+  const receivers: User[] = [];
+  for (let i = 0; i < PAIRS; i++) receivers.push(await connect(receiverUrl, 2 * i + 1));
+  for (let i = 0; i < PAIRS; i++) {
+    const s = await connect(senderUrl, 2 * i);
+    senders.push(s);
+    await waitForAdvert(receivers[i]!, s.id);
+  }
+  // One real ciphertext and content_sig per pair; ts varies per DM (see the module doc).
+  const templates = await Promise.all(senders.map(async (s, i) => {
+    const keys = await fixtureKeyPair(USER_KEYS[(2 * i) % USER_KEYS.length]!);
+    const to = receivers[i]!;
+    const toKeys = await fixtureKeyPair(USER_KEYS[(2 * i + 1) % USER_KEYS.length]!);
+    const ciphertext = await encryptText(toKeys.publicKey, "benchmark message");
+    const ts = Date.now();
+    return {
+      from: s.id,
+      to: to.id,
+      payload: {
+        ciphertext,
+        sender_pub: encodePublicKey(keys.publicKey),
+        content_sig: await signContent(keys.privateKey, { ciphertext, from: s.id, to: to.id, ts }),
+      },
+    };
+  }));
+  const base = Date.now() + 1_000_000;
+  const sentAt = new Map<number, number>();
+  const latencies: number[] = [];
+
+  async function phase(count: number, window: number): Promise<number> {
+    const start = performance.now();
+    const perPair = Math.ceil(count / PAIRS);
+    let nextTs = base + sentAt.size + latencies.length + 10_000 * Math.random();
+    const pairs = senders.map(async (sender, i) => {
+      const receiver = receivers[i]!;
+      const t = templates[i]!;
+      let outstanding = 0;
+      let received = 0;
+      let wake: (() => void) | undefined;
+      const reader = (async () => {
+        while (received < perPair) {
+          const next = await receiver.frames.next();
+          if (next.done) throw new Error("receiver closed");
+          if (!next.value.startsWith('{"type":"USER_DELIVER"')) continue;
+          const ts = Number(/"ts":(\d+)/.exec(next.value)?.[1]);
+          const at = sentAt.get(ts);
+          if (at !== undefined) {
+            latencies.push(performance.now() - at);
+            sentAt.delete(ts);
+          }
+          received++;
+          outstanding--;
+          wake?.();
+        }
+      })();
+      for (let n = 0; n < perPair; n++) {
+        while (outstanding >= window) await new Promise<void>((r) => (wake = r));
+        const ts = Math.floor(nextTs++);
+        sentAt.set(ts, performance.now());
+        outstanding++;
+        sender.transport.send(
+          JSON.stringify({ type: "MSG_DIRECT", from: t.from, to: t.to, ts, payload: t.payload }),
+        );
+      }
+      await reader;
+    });
+    await Promise.all(pairs);
+    return (perPair * PAIRS) / ((performance.now() - start) / 1000);
+  }
+
+  await phase(PAIRS * 20, WINDOW); // warm-up
+  latencies.length = 0;
+  await phase(Math.min(200, TOTAL), 1); // one at a time per pair: latency without queueing
+  const idle = [...latencies].sort((a, b) => a - b);
+  latencies.length = 0;
+  const rate = await phase(TOTAL, WINDOW);
+  const loaded = [...latencies].sort((a, b) => a - b);
+  for (const u of [...senders, ...receivers]) u.transport.close(1000, "");
+  await Promise.all([...senders, ...receivers].map((u) => u.transport.closed));
+  return {
+    rate,
+    p50: percentile(loaded, 50),
+    p99: percentile(loaded, 99),
+    idleP50: percentile(idle, 50),
+    idleP99: percentile(idle, 99),
+  };
+}
+
+function line(label: string, r: Result, signs: number): string {
+  return `${label.padEnd(24)} ${r.rate.toFixed(0).padStart(6)} DMs/s  (${
+    (r.rate / signs).toFixed(2)
+  } × sign rate)` +
+    `  loaded p50 ${r.p50.toFixed(1)} ms  p99 ${r.p99.toFixed(1)} ms` +
+    `  |  unloaded p50 ${r.idleP50.toFixed(1)} ms  p99 ${r.idleP99.toFixed(1)} ms`;
+}
+
+const signs = await signRate();
+console.log(
+  `RSA-4096 PSS sign rate on this machine (WebCrypto, concurrent): ${signs.toFixed(0)} signs/s`,
+);
+console.log(`${TOTAL} DMs over ${PAIRS} sender/receiver pairs, window ${WINDOW} per pair\n`);
+
+let one: Result;
+{
+  await using server = await startServer({ args: ["--rate", "100000", "--burst", "100000"] });
+  one = await run(server.url, server.url);
+}
+console.log(line("1 server", one, signs));
+
+{
+  const a: ServerNode = await startServer({
+    serverKey: "server1",
+    args: ["--rate", "100000", "--burst", "100000"],
+  });
+  await using _a = a;
+  const dir = await Deno.makeTempDir({ prefix: "socp-bench-" });
+  try {
+    const bootstrap = `${dir}/bootstrap.yaml`;
+    await Deno.writeTextFile(
+      bootstrap,
+      renderBootstrap([{ host: "127.0.0.1", port: a.port, pubkey: a.pubkey }]),
+    );
+    await using b = await startServer({
+      serverKey: "server2",
+      args: ["--bootstrap", bootstrap, "--rate", "100000", "--burst", "100000"],
+    });
+    const two = await run(a.url, b.url);
+    console.log(line("2 servers (1 hop)", two, signs));
+    console.log(`\ncross-server / single-server throughput: ${(two.rate / one.rate).toFixed(2)}`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}

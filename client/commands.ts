@@ -1,0 +1,245 @@
+/**
+ * The slash commands. Each command is one {@linkcode CommandSpec} (name, parameters, help and
+ * handler) in a {@linkcode CommandTable}, so new commands (accounts: `/register`, `/login`...)
+ * are added by registering another spec. Parsing and usage messages are generic.
+ *
+ * @module
+ */
+
+import type { EventSink, ListedUser } from "./events.ts";
+import { CommandError } from "./session.ts";
+
+/** What commands may ask of the session (a subset of `ClientSession`). */
+export interface CommandSession {
+  /** Refreshes and returns the online users. */
+  list(): Promise<ListedUser[]>;
+  /** Sends a DM. */
+  sendDirect(target: string, text: string): Promise<void>;
+  /** Sends a public message. */
+  sendPublic(text: string): Promise<void>;
+  /** Sends a file to a user or `public`. */
+  sendFile(target: string, path: string, signal?: AbortSignal): Promise<void>;
+}
+
+/** What a command handler gets. */
+export interface CommandContext {
+  /** The session. */
+  session: CommandSession;
+  /** Reports events. */
+  emit: EventSink;
+  /** Asks the client to quit (after the commands in progress). */
+  quit(): void;
+  /** Aborted when the client quits. */
+  signal: AbortSignal;
+  /** The table (for `/help`). */
+  commands: CommandTable;
+}
+
+/** One parameter of a command. */
+export interface CommandParam {
+  /** Name shown in the usage, e.g. `user` for `<user>`. */
+  name: string;
+  /** Takes the rest of the line verbatim (last parameter only). */
+  rest?: boolean;
+  /** May be left out. */
+  optional?: boolean;
+}
+
+/** One command. */
+export interface CommandSpec {
+  /** Name without the slash. */
+  name: string;
+  /** Other names. */
+  aliases?: readonly string[];
+  /** Parameters, in order. */
+  params: readonly CommandParam[];
+  /** One-line description. */
+  help: string;
+  /** Runs the command with its arguments by parameter name. */
+  run(ctx: CommandContext, args: Readonly<Record<string, string>>): Promise<void> | void;
+}
+
+/**
+ * The usage line of a command.
+ *
+ * @example
+ * ```ts
+ * import { defaultCommands, usageOf } from "./commands.ts";
+ * console.assert(usageOf(defaultCommands().get("tell")!) === "/tell <user> <text>");
+ * ```
+ */
+export function usageOf(spec: CommandSpec): string {
+  const params = spec.params.map((p) => (p.optional ? `[${p.name}]` : `<${p.name}>`));
+  return [`/${spec.name}`, ...params].join(" ");
+}
+
+/** A parsed command line: the command name and the text after it. */
+export interface ParsedLine {
+  name: string;
+  argText: string;
+}
+
+/**
+ * Splits `/name rest...`. Returns undefined for a line that is not a command.
+ *
+ * @example
+ * ```ts
+ * import { parseCommandLine } from "./commands.ts";
+ * console.assert(parseCommandLine("/tell bob hi there")?.argText === "bob hi there");
+ * ```
+ */
+export function parseCommandLine(line: string): ParsedLine | undefined {
+  const trimmed = line.trim();
+  if (!trimmed.startsWith("/")) return undefined;
+  const match = /^\/(\S*)\s*([\s\S]*)$/.exec(trimmed)!;
+  return { name: match[1]!.toLowerCase(), argText: match[2]! };
+}
+
+function unquote(text: string): string {
+  const t = text.trim();
+  if (t.length >= 2 && (t[0] === '"' || t[0] === "'") && t.at(-1) === t[0]) return t.slice(1, -1);
+  return t;
+}
+
+/** Binds a command's arguments from the text after its name; throws CommandError with usage. */
+export function bindArgs(spec: CommandSpec, argText: string): Record<string, string> {
+  const args: Record<string, string> = {};
+  let rest = argText.trimStart();
+  for (const param of spec.params) {
+    let value: string;
+    if (param.rest) {
+      value = param.name === "text" ? rest : unquote(rest);
+      rest = "";
+    } else {
+      const m = /^"([^"]*)"\s*|^'([^']*)'\s*|^(\S+)\s*/.exec(rest);
+      value = m ? (m[1] ?? m[2] ?? m[3] ?? "") : "";
+      rest = m ? rest.slice(m[0].length) : "";
+    }
+    if (value.trim().length === 0) {
+      if (param.optional) continue;
+      throw new CommandError(`Missing <${param.name}>. Usage: ${usageOf(spec)}`);
+    }
+    args[param.name] = value;
+  }
+  if (rest.trim().length > 0) {
+    throw new CommandError(`Too many arguments. Usage: ${usageOf(spec)}`);
+  }
+  return args;
+}
+
+/** The registered commands, by name and alias. */
+export class CommandTable {
+  #byName: Map<string, CommandSpec> = new Map();
+  #specs: CommandSpec[] = [];
+
+  /** Adds a command (replacing one of the same name). */
+  register(spec: CommandSpec): this {
+    for (const name of [spec.name, ...(spec.aliases ?? [])]) {
+      this.#byName.set(name.toLowerCase(), spec);
+    }
+    this.#specs = this.#specs.filter((s) => s.name !== spec.name).concat(spec);
+    return this;
+  }
+  /** The command with this name or alias. */
+  get(name: string): CommandSpec | undefined {
+    return this.#byName.get(name.toLowerCase());
+  }
+  /** Every command, in registration order. */
+  list(): readonly CommandSpec[] {
+    return this.#specs;
+  }
+}
+
+/** The commands of SOCP v1.3 plus `/help` and `/quit`. */
+export function defaultCommands(): CommandTable {
+  return new CommandTable()
+    .register({
+      name: "list",
+      params: [],
+      help: "show who is online",
+      async run(ctx): Promise<void> {
+        ctx.emit({ event: "list", users: await ctx.session.list() });
+      },
+    })
+    .register({
+      name: "tell",
+      aliases: ["msg", "dm"],
+      params: [{ name: "user" }, { name: "text", rest: true }],
+      help: "send an end-to-end encrypted direct message (user = id or display name)",
+      async run(ctx, args): Promise<void> {
+        await ctx.session.sendDirect(args["user"]!, args["text"]!);
+      },
+    })
+    .register({
+      name: "all",
+      params: [{ name: "text", rest: true }],
+      help: "send a message to everyone online (encrypted for each)",
+      async run(ctx, args): Promise<void> {
+        await ctx.session.sendPublic(args["text"]!);
+      },
+    })
+    .register({
+      name: "file",
+      params: [{ name: "user|public" }, { name: "path", rest: true }],
+      help: "send a file (up to 16 MiB) to a user, or to everyone with public",
+      async run(ctx, args): Promise<void> {
+        await ctx.session.sendFile(args["user|public"]!, args["path"]!, ctx.signal);
+      },
+    })
+    .register({
+      name: "help",
+      aliases: ["?"],
+      params: [{ name: "command", optional: true }],
+      help: "show the commands",
+      run(ctx, args): void {
+        const wanted = args["command"]?.replace(/^\//, "");
+        const specs = wanted ? [ctx.commands.get(wanted)] : ctx.commands.list();
+        if (specs[0] === undefined) {
+          throw new CommandError(`Unknown command "/${wanted}"; /help lists the commands`);
+        }
+        for (const spec of specs) {
+          if (spec) ctx.emit({ event: "info", text: `${usageOf(spec)}  ${spec.help}` });
+        }
+      },
+    })
+    .register({
+      name: "quit",
+      aliases: ["exit"],
+      params: [],
+      help: "leave",
+      run(ctx): void {
+        ctx.quit();
+      },
+    });
+}
+
+/**
+ * Runs one input line: parses it, checks the arguments and calls the command. Every failure
+ * becomes an `error` event; nothing throws.
+ */
+export async function runCommandLine(ctx: CommandContext, line: string): Promise<void> {
+  if (line.trim().length === 0) return;
+  try {
+    const parsed = parseCommandLine(line);
+    if (!parsed) {
+      throw new CommandError(
+        "Not a command; use /tell <user> <text> for a direct message or /all <text> for everyone (/help lists the commands)",
+      );
+    }
+    const spec = ctx.commands.get(parsed.name);
+    if (!spec) {
+      throw new CommandError(`Unknown command "/${parsed.name}"; /help lists the commands`);
+    }
+    await spec.run(ctx, bindArgs(spec, parsed.argText));
+  } catch (e) {
+    const internal = !(e instanceof CommandError);
+    ctx.emit({
+      event: "error",
+      code: internal ? "INTERNAL" : "COMMAND",
+      detail: internal
+        ? `Internal error: ${e instanceof Error ? e.message : String(e)}`
+        : e.message,
+      source: "client",
+    });
+  }
+}

@@ -1,0 +1,267 @@
+/**
+ * What the client reports: one typed {@linkcode ClientEvent} per thing that happened, printed
+ * either as one human-readable line (see {@linkcode formatEvent}) or, with `--json`, as one JSON
+ * object per line (the event itself).
+ *
+ * @module
+ */
+
+/** Connected and accepted by the server. */
+export interface ReadyEvent {
+  event: "ready";
+  user_id: string;
+  display_name: string;
+  server: string;
+  /** True when the server's key is pinned and every frame is signature-checked. */
+  pinned: boolean;
+}
+
+/** A direct message was received (one per OAEP piece of a long message). */
+export interface DmEvent {
+  event: "dm";
+  from: string;
+  from_name: string;
+  text: string;
+  /** The content signature verified. */
+  verified: boolean;
+  /** It verified with the key pinned for the sender (false for a changed key). */
+  trusted: boolean;
+}
+
+/** A public-channel message was received. */
+export interface AllEvent {
+  event: "all";
+  from: string;
+  from_name: string;
+  text: string;
+  verified: boolean;
+  trusted: boolean;
+  /** False when the sender sent base64url plaintext (interop with other clients). */
+  encrypted: boolean;
+}
+
+/** A file transfer to us finished, either saved (`ok`) or rejected. */
+export interface FileEvent {
+  event: "file";
+  from: string;
+  from_name: string;
+  name: string;
+  size: number;
+  mode: "dm" | "public";
+  ok: boolean;
+  /** Absolute path of the saved file (when `ok`). */
+  path?: string;
+  /** Why the file was rejected (when not `ok`). */
+  reason?: string;
+}
+
+/** One entry of a `/list` answer. */
+export interface ListedUser {
+  user_id: string;
+  display_name: string;
+  self: boolean;
+}
+
+/** The answer to `/list`. */
+export interface ListEvent {
+  event: "list";
+  users: ListedUser[];
+}
+
+/**
+ * Something failed. `source` is `"server"` for an ERROR frame (with the server's code) and
+ * `"client"` for a local failure (usage errors, unknown users, files, the connection).
+ */
+export interface ErrorEvent {
+  event: "error";
+  code: string;
+  detail: string;
+  source: "server" | "client";
+}
+
+/** Informational text. */
+export interface InfoEvent {
+  event: "info";
+  text: string;
+}
+
+/** A warning (dropped frames, key changes, undecryptable messages). */
+export interface WarnEvent {
+  event: "warn";
+  text: string;
+}
+
+/** A user came online or went offline. */
+export interface PresenceEvent {
+  event: "presence";
+  user_id: string;
+  display_name: string;
+  online: boolean;
+}
+
+/** A `/tell`, `/all` or `/file` was handed to the server. */
+export interface SentEvent {
+  event: "sent";
+  kind: "dm" | "all" | "file";
+  /** Recipient user id, or `"public"`. */
+  to: string;
+  to_name: string;
+  /** Number of recipients (1 for a DM). */
+  recipients: number;
+  /** Frames per recipient for text (the OAEP pieces); chunks for files. */
+  parts: number;
+  /** File name (files only). */
+  name?: string;
+  /** File size in bytes (files only). */
+  size?: number;
+}
+
+/** Progress of a file transfer (only shown on a terminal). */
+export interface FileProgressEvent {
+  event: "file_progress";
+  direction: "send" | "receive";
+  name: string;
+  /** Peer user id, or `"public"`. */
+  peer: string;
+  percent: number;
+}
+
+/** Every event the client reports. */
+export type ClientEvent =
+  | ReadyEvent
+  | DmEvent
+  | AllEvent
+  | FileEvent
+  | ListEvent
+  | ErrorEvent
+  | InfoEvent
+  | WarnEvent
+  | PresenceEvent
+  | SentEvent
+  | FileProgressEvent;
+
+/** Receives events. */
+export type EventSink = (event: ClientEvent) => void;
+
+/**
+ * The first 8 characters of an id, as printed next to names.
+ *
+ * @example
+ * ```ts
+ * import { shortId } from "./events.ts";
+ * console.assert(shortId("1b2c3d4e-aaaa-4bbb-8ccc-dddddddddddd") === "1b2c3d4e");
+ * ```
+ */
+export function shortId(id: string): string {
+  return id.slice(0, 8);
+}
+
+// C0 and C1 controls (but not tab), DEL, and the bidirectional overrides that can disguise text.
+// deno-lint-ignore no-control-regex
+const UNSAFE = /[\x00-\x08\x0a-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+
+/**
+ * Makes text from the network safe to print on a terminal and keeps it on one line: newlines
+ * become `\n`, other control characters (escape sequences!) become `\u{..}`.
+ *
+ * @example
+ * ```ts
+ * import { cleanText } from "./events.ts";
+ * console.assert(cleanText("a\nb\x1b[2J") === "a\\nb\\u{1b}[2J");
+ * ```
+ */
+export function cleanText(text: string): string {
+  return text.replace(UNSAFE, (ch) => {
+    if (ch === "\n") return "\\n";
+    if (ch === "\r") return "\\r";
+    return `\\u{${ch.codePointAt(0)!.toString(16)}}`;
+  });
+}
+
+/** Options for {@linkcode formatEvent}. */
+export interface FormatOptions {
+  /** Allow an event to take several lines (a terminal); otherwise exactly one line. */
+  multiline?: boolean;
+}
+
+function who(name: string, id: string): string {
+  return `${cleanText(name)} (${shortId(id)})`;
+}
+
+function listLine(u: ListedUser): string {
+  return `${cleanText(u.display_name)} (${u.user_id})${u.self ? " [you]" : ""}`;
+}
+
+/**
+ * The human-readable text of an event. Without `multiline` the result is exactly one line (no
+ * `\n`), which is what scripts reading stdout rely on.
+ *
+ * @example
+ * ```ts
+ * import { formatEvent } from "./events.ts";
+ * const line = formatEvent({
+ *   event: "dm", from: "1b2c3d4e-aaaa-4bbb-8ccc-dddddddddddd", from_name: "bob",
+ *   text: "hi", verified: true, trusted: true,
+ * });
+ * console.assert(line === "[dm] bob (1b2c3d4e): hi");
+ * ```
+ */
+export function formatEvent(e: ClientEvent, options: FormatOptions = {}): string {
+  switch (e.event) {
+    case "ready":
+      return `[ready] connected as ${cleanText(e.display_name)} (${e.user_id}) to ${e.server}`;
+    case "dm": {
+      const marks = `${e.verified ? "" : "[unverified] "}${
+        e.verified && !e.trusted ? "[UNTRUSTED KEY] " : ""
+      }`;
+      return `[dm] ${marks}${who(e.from_name, e.from)}: ${cleanText(e.text)}`;
+    }
+    case "all": {
+      const marks = `${e.encrypted ? "" : "[unencrypted] "}${e.verified ? "" : "[unverified] "}${
+        e.verified && !e.trusted ? "[UNTRUSTED KEY] " : ""
+      }`;
+      return `[all] ${marks}${cleanText(e.from_name)}: ${cleanText(e.text)}`;
+    }
+    case "file":
+      return e.ok
+        ? `[file] received "${cleanText(e.name)}" (${e.size} bytes, sha256 ok) from ${
+          cleanText(e.from_name)
+        }: saved to ${cleanText(e.path ?? "")}`
+        : `[error] file "${cleanText(e.name)}" from ${who(e.from_name, e.from)} rejected: ${
+          cleanText(e.reason ?? "unknown reason")
+        }; not saved`;
+    case "list": {
+      if (e.users.length === 0) return "[list] nobody is online";
+      const head = `[list] ${e.users.length} online:`;
+      if (options.multiline) return [head, ...e.users.map((u) => `  ${listLine(u)}`)].join("\n");
+      return `${head} ${e.users.map(listLine).join(", ")}`;
+    }
+    case "error":
+      return e.source === "server"
+        ? `[error] ${cleanText(e.code)}: ${cleanText(e.detail)}`
+        : `[error] ${cleanText(e.detail)}`;
+    case "info":
+      return `[info] ${cleanText(e.text)}`;
+    case "warn":
+      return `[warn] ${cleanText(e.text)}`;
+    case "presence":
+      return `[presence] ${who(e.display_name, e.user_id)} is ${e.online ? "online" : "offline"}`;
+    case "sent": {
+      const pieces = e.parts > 1 ? ` in ${e.parts} ${e.kind === "file" ? "chunks" : "parts"}` : "";
+      if (e.kind === "dm") return `[sent] dm to ${who(e.to_name, e.to)}${pieces}`;
+      if (e.kind === "all") {
+        return `[sent] all to ${e.recipients} user${e.recipients === 1 ? "" : "s"}${pieces}`;
+      }
+      const target = e.to === "public"
+        ? `${e.recipients} user${e.recipients === 1 ? "" : "s"}`
+        : who(e.to_name, e.to);
+      return `[sent] file "${cleanText(e.name ?? "")}" (${e.size ?? 0} bytes) to ${target}`;
+    }
+    case "file_progress":
+      return `[file] ${cleanText(e.name)} ${e.percent}%`;
+    default: {
+      const never: never = e;
+      return String(never);
+    }
+  }
+}

@@ -1,0 +1,396 @@
+/**
+ * The socp terminal client: `socp client <config.json> [options]`.
+ *
+ * It loads (or creates) a per-user config with a UUID and an RSA-4096 key pair, connects to a
+ * SOCP v1.3 server, pins the server's key, and then runs `/list`, `/tell`, `/all`, `/file` and
+ * `/quit` typed on a terminal or piped in by a script. Every event is printed as one line of
+ * text, or with `--json` as one JSON object per line.
+ *
+ * Exit codes: 0 after `/quit` or end of input, 1 for bad usage, a bad config or a refusal by
+ * the server (NAME_IN_USE, BAD_KEY, a changed server key), 2 when the connection fails or the
+ * server closes it.
+ *
+ * @example
+ * ```ts ignore
+ * import { runClient } from "./client/mod.ts";
+ * Deno.exit(await runClient(["alice.json", "--server", "ws://127.0.0.1:8765"]));
+ * ```
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { dirname, join, resolve } from "node:path";
+import {
+  CONTENT_SIG_VARIANTS,
+  type ContentSigVariant,
+  type KeyPair,
+  type Transport,
+  webSocketTransport,
+} from "../shared/mod.ts";
+import { type Clock, systemClock } from "./clock.ts";
+import { type CommandContext, defaultCommands, runCommandLine } from "./commands.ts";
+import { ConfigError, ConfigTrustStore, loadOrCreateConfig } from "./config.ts";
+import { type ClientEvent, formatEvent } from "./events.ts";
+import { ClientSession, HelloError, type Logger } from "./session.ts";
+import { readLines, syncWriter, TerminalUi, type Write } from "./terminal.ts";
+
+export type { ClientEvent } from "./events.ts";
+export { formatEvent } from "./events.ts";
+export { ClientSession, type ClientSessionOptions, HelloError } from "./session.ts";
+export { type CommandSpec, CommandTable, defaultCommands } from "./commands.ts";
+export { ConfigError, loadOrCreateConfig } from "./config.ts";
+export { MemoryTrustStore, type ServerPin, type TrustStore } from "./trust_store.ts";
+
+/** The `--help` text. */
+export const CLIENT_USAGE: string = `Usage: socp client <config.json> [options]
+
+Connects to a SOCP v1.3 server as the user in <config.json> (created with a new identity
+and RSA-4096 key on first use).
+
+Options:
+  --server <url>         ws:// or wss:// server URL (default: config "server", $SOCP_SERVER,
+                         or ws://$SOCP_HOST:$SOCP_PORT, i.e. ws://127.0.0.1:8765)
+  --name <name>          set your display name (saved in the config)
+  --downloads <dir>      where received files go (default: $SOCP_DOWNLOADS or
+                         <config dir>/downloads/<user id>/)
+  --sig-variant <A-D>    content_sig layout to sign with (default: config "sig_variant" or A)
+  --json                 print every event as one JSON object per line
+  --help                 show this help
+
+Commands: /list, /tell <user> <text>, /all <text>, /file <user|public> <path>, /help, /quit
+Set SOCP_DEBUG=1 for debug output on stderr.`;
+
+/** Seams for tests; a real run needs none of them. */
+export interface RunClientOptions {
+  /** Environment lookup (default `Deno.env.get`, tolerant of missing permission). */
+  env?: (name: string) => string | undefined;
+  /** Command input (default stdin). */
+  stdin?: ReadableStream<Uint8Array>;
+  /** Standard output. */
+  write?: Write;
+  /** Standard error. */
+  writeErr?: Write;
+  /** Run the interactive line editor (default: stdin and stdout are terminals). */
+  interactive?: boolean;
+  /** Opens the connection (default a WebSocket). */
+  connect?: (url: string) => Promise<Transport>;
+  /** Key generator for a new config. */
+  generateKey?: () => Promise<KeyPair>;
+  /** Time source. */
+  clock?: Clock;
+  /** USER_HELLO_OK wait (ms). */
+  helloTimeoutMs?: number;
+}
+
+class UsageError extends Error {
+  override name = "UsageError";
+}
+
+function defaultEnv(name: string): string | undefined {
+  try {
+    return Deno.env.get(name);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Normalises a server URL (the key its pin is stored under). */
+export function normalizeServerUrl(text: string): string {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new UsageError(`Server URL "${text}" is not a URL; use e.g. ws://127.0.0.1:8765`);
+  }
+  if (url.protocol !== "ws:" && url.protocol !== "wss:") {
+    throw new UsageError(`Server URL "${text}" must start with ws:// or wss://`);
+  }
+  return url.pathname === "/" && url.search === "" ? `${url.protocol}//${url.host}` : url.href;
+}
+
+async function connectWebSocket(url: string): Promise<Transport> {
+  const ws = new WebSocket(url);
+  const transport = webSocketTransport(ws);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const opened = await new Promise<boolean>((done) => {
+    ws.addEventListener("open", () => done(true), { once: true });
+    ws.addEventListener("close", () => done(false), { once: true });
+    timer = setTimeout(() => done(false), 10_000);
+  });
+  clearTimeout(timer);
+  if (!opened) {
+    transport.close();
+    throw new Error(`Could not connect to ${url}; is the server running?`);
+  }
+  return transport;
+}
+
+interface Parsed {
+  configPath: string;
+  server?: string;
+  name?: string;
+  downloads?: string;
+  sigVariant?: ContentSigVariant;
+  json: boolean;
+  help: boolean;
+}
+
+function parse(args: string[]): Parsed {
+  let values;
+  let positionals: string[];
+  try {
+    ({ values, positionals } = parseArgs({
+      args,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        server: { type: "string" },
+        name: { type: "string" },
+        downloads: { type: "string" },
+        "sig-variant": { type: "string" },
+        json: { type: "boolean", default: false },
+        help: { type: "boolean", short: "h", default: false },
+      },
+    }));
+  } catch (e) {
+    throw new UsageError(e instanceof Error ? e.message : String(e));
+  }
+  if (values.help) return { configPath: "", json: false, help: true };
+  if (positionals.length !== 1) {
+    throw new UsageError(
+      positionals.length === 0
+        ? "Missing <config.json>"
+        : `Expected one config file, got ${positionals.length}: ${positionals.join(" ")}`,
+    );
+  }
+  const out: Parsed = { configPath: positionals[0]!, json: values.json, help: false };
+  if (values.server !== undefined) out.server = values.server;
+  if (values.name !== undefined) out.name = values.name;
+  if (values.downloads !== undefined) out.downloads = values.downloads;
+  const variant = values["sig-variant"];
+  if (variant !== undefined) {
+    const upper = variant.toUpperCase();
+    if (!(CONTENT_SIG_VARIANTS as readonly string[]).includes(upper)) {
+      throw new UsageError(`--sig-variant must be one of A, B, C, D, not "${variant}"`);
+    }
+    out.sigVariant = upper as ContentSigVariant;
+  }
+  return out;
+}
+
+/**
+ * Runs the client with command-line arguments (after `client`) and returns the exit code. Call
+ * it as `Deno.exit(await runClient(args))` so a pending read of stdin cannot keep the process.
+ *
+ * @example
+ * ```ts
+ * import { runClient } from "./mod.ts";
+ * const out: string[] = [];
+ * const code = await runClient(["--help"], { write: (t) => out.push(t) });
+ * console.assert(code === 0 && out.join("").includes("Usage: socp client"));
+ * ```
+ */
+export async function runClient(args: string[], options: RunClientOptions = {}): Promise<number> {
+  const write = options.write ?? syncWriter(Deno.stdout);
+  const writeErr = options.writeErr ?? syncWriter(Deno.stderr);
+  const env = options.env ?? defaultEnv;
+  const clock = options.clock ?? systemClock;
+
+  let parsed: Parsed;
+  let serverUrl: string;
+  try {
+    parsed = parse(args);
+    if (parsed.help) {
+      write(CLIENT_USAGE + "\n");
+      return 0;
+    }
+  } catch (e) {
+    writeErr(`socp client: ${(e as Error).message}\n\n${CLIENT_USAGE}\n`);
+    return 1;
+  }
+
+  let loaded;
+  try {
+    loaded = await loadOrCreateConfig(parsed.configPath, {
+      ...(parsed.name !== undefined ? { displayName: parsed.name } : {}),
+      ...(options.generateKey ? { generate: options.generateKey } : {}),
+    });
+    const fallback = `ws://${env("SOCP_HOST") || "127.0.0.1"}:${env("SOCP_PORT") || "8765"}`;
+    serverUrl = normalizeServerUrl(
+      parsed.server ?? loaded.config.server ?? (env("SOCP_SERVER") || fallback),
+    );
+  } catch (e) {
+    if (e instanceof ConfigError || e instanceof UsageError) {
+      writeErr(`socp client: ${e.message}\n`);
+      return 1;
+    }
+    writeErr(`socp client: unexpected error: ${(e as Error).message}\n`);
+    return 1;
+  }
+  const { config } = loaded;
+  const downloadsDir = resolve(
+    parsed.downloads ?? (env("SOCP_DOWNLOADS") ||
+      join(dirname(loaded.path), "downloads", config.user_id)),
+  );
+
+  // Output
+  const interactive = options.interactive ??
+    (Deno.stdin.isTerminal() && Deno.stdout.isTerminal());
+  const ui = interactive
+    ? new TerminalUi({
+      write,
+      writeErr,
+      columns: () => {
+        try {
+          return Deno.consoleSize().columns;
+        } catch {
+          return 80;
+        }
+      },
+    })
+    : undefined;
+  const print = (text: string): void => ui ? ui.print(text) : write(text + "\n");
+  const emit = (event: ClientEvent): void => {
+    if (event.event === "file_progress") {
+      if (ui && !parsed.json) {
+        ui.setStatus(event.percent >= 100 ? undefined : formatEvent(event));
+      }
+      return;
+    }
+    if (ui && (event.event === "file" || (event.event === "sent" && event.kind === "file"))) {
+      ui.setStatus(undefined);
+    }
+    print(parsed.json ? JSON.stringify(event) : formatEvent(event, { multiline: interactive }));
+  };
+  const debugOn = env("SOCP_DEBUG") === "1";
+  const log: Logger = {
+    debug(message: string): void {
+      if (!debugOn) return;
+      const line = `[debug] ${message}`;
+      if (ui) ui.print(line, true);
+      else writeErr(line + "\n");
+    },
+  };
+
+  for (const w of loaded.warnings) emit({ event: "warn", text: w });
+  if (loaded.created) {
+    emit({
+      event: "info",
+      text: `Created a new identity ${config.user_id} in ${loaded.path}`,
+    });
+  }
+
+  // Connect
+  let transport: Transport;
+  try {
+    transport = await (options.connect ?? connectWebSocket)(serverUrl);
+  } catch (e) {
+    emit({ event: "error", code: "CONNECT", detail: (e as Error).message, source: "client" });
+    return 2;
+  }
+  const trust = new ConfigTrustStore(
+    loaded,
+    (e) => emit({ event: "warn", text: `Could not save pinned keys: ${e.message}` }),
+  );
+  const session = new ClientSession({
+    transport,
+    identity: { userId: config.user_id, displayName: config.display_name, keys: loaded.keys },
+    serverUrl,
+    trust,
+    downloadsDir,
+    onEvent: emit,
+    sigVariant: parsed.sigVariant ?? config.sig_variant ?? "A",
+    clock,
+    log,
+    configPath: loaded.path,
+    ...(options.helloTimeoutMs !== undefined ? { helloTimeoutMs: options.helloTimeoutMs } : {}),
+  });
+  try {
+    await session.start();
+  } catch (e) {
+    const code = e instanceof HelloError ? e.code : "HELLO";
+    const source = e instanceof HelloError && e.fromServer ? "server" : "client";
+    emit({ event: "error", code, detail: (e as Error).message, source });
+    await session.quit();
+    return e instanceof HelloError ? e.exitCode : 2;
+  }
+
+  // Commands
+  const stop = new AbortController();
+  let quitting = false;
+  const ctx: CommandContext = {
+    session,
+    emit,
+    commands: defaultCommands(),
+    signal: stop.signal,
+    quit(): void {
+      quitting = true;
+      stop.abort();
+    },
+  };
+  const reader = (options.stdin ?? Deno.stdin.readable).getReader();
+  const inflight = new Set<Promise<void>>();
+  const input = (async (): Promise<void> => {
+    if (!ui) {
+      // Script mode: one command at a time, in order; end of input means quit.
+      for await (const line of readLines(reader)) {
+        await runCommandLine(ctx, line);
+        if (quitting) break;
+      }
+      return;
+    }
+    const decoder = new TextDecoder();
+    const raw = options.stdin === undefined;
+    if (raw) Deno.stdin.setRaw(true);
+    ui.activate();
+    try {
+      while (!quitting) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        for (const action of ui.editor.feed(decoder.decode(value, { stream: true }))) {
+          if (action.kind === "quit") {
+            ctx.quit();
+            break;
+          }
+          ui.echo(action.text);
+          const running: Promise<void> = runCommandLine(ctx, action.text).finally(() =>
+            inflight.delete(running)
+          );
+          inflight.add(running);
+          if (quitting) break;
+        }
+        ui.redraw();
+      }
+    } finally {
+      ui.deactivate();
+      if (raw) Deno.stdin.setRaw(false);
+    }
+  })();
+
+  const first = await Promise.race([
+    input.then(() => "input" as const, () => "input" as const),
+    session.closed.then((end) => end),
+  ]);
+  if (first !== "input" && !first.byUs) {
+    emit({
+      event: "error",
+      code: "CONNECTION_CLOSED",
+      detail: `connection closed (${first.code})${first.reason ? `: ${first.reason}` : ""}`,
+      source: "client",
+    });
+    ctx.quit();
+    await reader.cancel().catch(() => {});
+    await input.catch(() => {});
+    await Promise.allSettled(inflight);
+    ui?.deactivate();
+    await session.quit();
+    return 2;
+  }
+  stop.abort();
+  await Promise.allSettled(inflight);
+  await session.quit();
+  await reader.cancel().catch(() => {});
+  await input.catch(() => {});
+  return 0;
+}

@@ -1,0 +1,228 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { encodePublicKey, memoryTransportPair, type Transport } from "../shared/mod.ts";
+import { FakeServer, fixtureKeyPair, IDS, within } from "./_test_util.ts";
+import { normalizeServerUrl, runClient, type RunClientOptions } from "./mod.ts";
+
+const generate = () => fixtureKeyPair("user0");
+const enc = new TextEncoder();
+
+function input(lines: string[], keepOpen = false): ReadableStream<Uint8Array> {
+  return new ReadableStream({
+    start(controller) {
+      for (const line of lines) controller.enqueue(enc.encode(line));
+      if (!keepOpen) controller.close();
+    },
+  });
+}
+
+type Behaviour = "normal" | "name_in_use" | "hangup";
+
+/** A scripted server: ACK + bob's advert, answers LIST_REQUEST, records what the client sent. */
+async function scriptedServer(behaviour: Behaviour) {
+  const [client, far] = memoryTransportPair();
+  const server = new FakeServer(far, await fixtureKeyPair("server0"));
+  const bob = await fixtureKeyPair("user1");
+  const received: string[] = [];
+  const done = (async () => {
+    for (;;) {
+      let env;
+      try {
+        env = await server.next(10_000);
+      } catch {
+        return;
+      }
+      received.push(env.type);
+      if (env.type === "USER_HELLO") {
+        if (behaviour === "name_in_use") {
+          await server.send("ERROR", { code: "NAME_IN_USE", detail: "already here" }, {
+            to: env.from,
+          });
+          continue;
+        }
+        await server.send("ACK", {
+          msg_ref: "USER_HELLO_OK",
+          server_id: server.id,
+          server_pub: server.pub,
+        }, {
+          to: env.from,
+        });
+        await server.send("USER_ADVERTISE", {
+          user_id: IDS.bob,
+          server_id: server.id,
+          meta: { display_name: "bob", pubkey: encodePublicKey(bob.publicKey) },
+        }, { to: env.from });
+        if (behaviour === "hangup") {
+          await server.send("ERROR", { code: "MARK", detail: "about to hang up" }, {
+            to: env.from,
+          });
+          far.close(1011, "server going down");
+          return;
+        }
+      } else if (env.type === "PUBKEY_REQUEST") {
+        const who = env.payload["user_id"] === IDS.bob ? bob : await fixtureKeyPair("user0");
+        await server.send("PUBKEY_RESPONSE", {
+          user_id: env.payload["user_id"] as string,
+          pubkey: encodePublicKey(who.publicKey),
+        }, { to: env.from });
+      } else if (env.type === "LIST_REQUEST") {
+        await server.send("LIST_RESPONSE", {
+          online_users: [env.from, IDS.bob],
+          users: [env.from, IDS.bob],
+          display_names: { [IDS.bob]: "bob" },
+        }, { to: env.from });
+      }
+    }
+  })();
+  return { client, far, received, done };
+}
+
+async function run(
+  args: string[],
+  lines: string[],
+  behaviour: Behaviour = "normal",
+  extra: Partial<RunClientOptions> = {},
+) {
+  const dir = await Deno.makeTempDir({ prefix: "socp_mod_test_" });
+  const srv = await scriptedServer(behaviour);
+  let out = "";
+  let err = "";
+  try {
+    const code = await within(
+      runClient([join(dir, "alice.json"), ...args], {
+        env: (name) => (name === "SOCP_SERVER" ? "ws://test.invalid:9" : undefined),
+        stdin: input(lines, behaviour === "hangup"),
+        write: (t) => (out += t),
+        writeErr: (t) => (err += t),
+        interactive: false,
+        connect: (): Promise<Transport> => Promise.resolve(srv.client),
+        generateKey: generate,
+        ...extra,
+      }),
+      15_000,
+      "runClient",
+    );
+    srv.far.close();
+    await srv.done;
+    const config = JSON.parse(await Deno.readTextFile(join(dir, "alice.json")));
+    return {
+      code,
+      out,
+      err,
+      lines: out.split("\n").filter((l) => l.length > 0),
+      config,
+      received: srv.received,
+      dir,
+    };
+  } finally {
+    srv.far.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("runClient() in script mode runs piped commands and quits at end of input", async () => {
+  const r = await run([], ["/tell bob hi there\n", "/list\n", "plain text\n"]);
+  assert.equal(r.code, 0, r.err);
+  assert.equal(r.err, "");
+  const id = r.config.user_id;
+  const expect = [
+    /^\[info\] Created a new identity [0-9a-f-]{36} in .*alice\.json$/,
+    /^\[info\] Pinned the key of server 99999999 \(fp [0-9a-f:]+\) for ws:\/\/test\.invalid:9$/,
+    new RegExp(`^\\[ready\\] connected as alice \\(${id}\\) to ws://test\\.invalid:9$`),
+    /^\[presence\] bob \(22222222\) is online$/,
+    /^\[sent\] dm to bob \(22222222\)$/,
+    new RegExp(`^\\[list\\] 2 online: alice \\(${id}\\) \\[you\\], bob \\(${IDS.bob}\\)$`),
+    /^\[error\] Not a command; use \/tell <user> <text>/,
+  ];
+  assert.equal(r.lines.length, expect.length, r.out);
+  for (const re of expect) assert.ok(r.lines.some((l) => re.test(l)), `${re} in\n${r.out}`);
+  assert.deepEqual(r.received.filter((t) => !t.endsWith("_REQUEST")), [
+    "USER_HELLO",
+    "MSG_DIRECT",
+    "CTRL_CLOSE",
+  ]);
+  assert.equal(r.config.servers["ws://test.invalid:9"].server_id, IDS.server);
+  assert.ok(r.config.known_keys[IDS.bob], "bob's key pinned in the config");
+});
+
+Deno.test("runClient() --json prints one JSON event per line", async () => {
+  const r = await run(["--json", "--name", "Alice B"], [
+    "/tell bob hi\n",
+    "/quit\n",
+    "/tell bob never\n",
+  ]);
+  assert.equal(r.code, 0, r.err);
+  const events = r.lines.map((l) => JSON.parse(l));
+  assert.ok(events.every((e) => typeof e.event === "string"));
+  const ready = events.find((e) => e.event === "ready");
+  assert.deepEqual(ready, {
+    event: "ready",
+    user_id: r.config.user_id,
+    display_name: "Alice B",
+    server: "ws://test.invalid:9",
+    pinned: true,
+  });
+  assert.deepEqual(events.filter((e) => e.event === "sent").map((e) => [e.kind, e.to]), [[
+    "dm",
+    IDS.bob,
+  ]]);
+  assert.equal(r.config.display_name, "Alice B");
+  assert.equal(r.received.filter((t) => t === "MSG_DIRECT").length, 1, "nothing after /quit");
+});
+
+Deno.test("runClient() exits 2 with a message when the server closes the connection", async () => {
+  const r = await run([], [], "hangup");
+  assert.equal(r.code, 2);
+  assert.ok(r.lines.includes("[error] connection closed (1011): server going down"), r.out);
+});
+
+Deno.test("runClient() exits 1 when the server refuses the hello", async () => {
+  const r = await run([], ["/list\n"], "name_in_use");
+  assert.equal(r.code, 1);
+  assert.ok(
+    r.lines.some((l) => /^\[error\] NAME_IN_USE: already here; close the other session/.test(l)),
+    r.out,
+  );
+});
+
+Deno.test("runClient() handles --help, bad options and a corrupt config", async () => {
+  let out = "";
+  let err = "";
+  const io = { write: (t: string) => (out += t), writeErr: (t: string) => (err += t) };
+  assert.equal(await runClient(["--help"], io), 0);
+  assert.match(out, /Usage: socp client <config.json> \[options\]/);
+  assert.equal(await runClient(["a.json", "--bogus"], io), 1);
+  assert.match(err, /socp client: .*bogus/);
+  err = "";
+  assert.equal(await runClient([], io), 1);
+  assert.match(err, /Missing <config.json>/);
+  err = "";
+  assert.equal(await runClient(["a.json", "--sig-variant", "Q"], io), 1);
+  assert.match(err, /--sig-variant must be one of A, B, C, D/);
+
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = join(dir, "broken.json");
+    await Deno.writeTextFile(path, "{{{");
+    err = "";
+    assert.equal(await runClient([path], io), 1);
+    assert.match(err, /^socp client: Config file ".*broken\.json" is not valid JSON/);
+    assert.ok(!err.includes("    at "), "no stack trace");
+    err = "";
+    assert.equal(
+      await runClient([join(dir, "ok.json"), "--server", "http://x"], {
+        ...io,
+        generateKey: generate,
+      }),
+      1,
+    );
+    assert.match(err, /must start with ws:\/\/ or wss:\/\//);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("normalizeServerUrl() drops a bare trailing slash", () => {
+  assert.equal(normalizeServerUrl("ws://127.0.0.1:8765/"), "ws://127.0.0.1:8765");
+  assert.equal(normalizeServerUrl("WSS://Example.org/chat"), "wss://example.org/chat");
+});
