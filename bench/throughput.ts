@@ -34,7 +34,7 @@ const { values } = parseArgs({
 });
 const TOTAL = Number(values.dms ?? "2000");
 const PAIRS = Number(values.pairs ?? "4");
-const WINDOW = 64;
+const WINDOW = 16;
 
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;

@@ -27,7 +27,9 @@ Options:
 /** The command line that runs `socp <args>` with this same program. */
 export function selfCommand(args: string[]): { cmd: string; args: string[] } {
   const main = Deno.mainModule;
-  if (main.startsWith("file:") && main.endsWith(".ts")) {
+  // A `deno compile`d socp is its own executable; otherwise run main.ts with this Deno.
+  const standalone = (Deno.build as { standalone?: boolean }).standalone === true;
+  if (!standalone && main.startsWith("file:") && main.endsWith(".ts")) {
     return { cmd: Deno.execPath(), args: ["run", "-A", new URL(main).pathname, ...args] };
   }
   return { cmd: Deno.execPath(), args };
