@@ -29,27 +29,6 @@ export interface ServerIdentity {
   publicKeyText: string;
 }
 
-/** Derives the public key of a private key (WebCrypto keeps no link between them). */
-export async function publicFromPrivate(privateKey: PrivateKey): Promise<PublicKey> {
-  const key = await crypto.subtle.importKey(
-    "pkcs8",
-    new Uint8Array(privateKey.pkcs8),
-    { name: "RSA-PSS", hash: "SHA-256" },
-    true,
-    ["sign"],
-  );
-  const { n, e } = await crypto.subtle.exportKey("jwk", key);
-  if (n === undefined || e === undefined) throw new TypeError("Private key has no modulus");
-  const pub = await crypto.subtle.importKey(
-    "jwk",
-    { kty: "RSA", n, e, alg: "PS256", ext: true },
-    { name: "RSA-PSS", hash: "SHA-256" },
-    true,
-    ["verify"],
-  );
-  return rsa().importPublic(new Uint8Array(await crypto.subtle.exportKey("spki", pub)));
-}
-
 /** The file holding the server's private key inside a data dir. */
 export function keyPath(dataDir: string): string {
   return join(dataDir, "server_key.pem");
@@ -71,7 +50,7 @@ export async function loadOrCreateIdentity(
   let publicKey: PublicKey;
   try {
     privateKey = await importPrivateKeyText(await Deno.readTextFile(path));
-    publicKey = await publicFromPrivate(privateKey);
+    publicKey = await rsa().publicKeyOf(privateKey);
   } catch (error) {
     if (!(error instanceof Deno.errors.NotFound)) {
       throw new Error(`Server key ${path} is unreadable; delete it to make a new identity`, {

@@ -49,6 +49,8 @@ export interface RsaBackend {
   importPublic(spki: Uint8Array): Promise<PublicKey>;
   /** Imports DER PKCS#8; throws `KeyError` when malformed or not RSA-4096. */
   importPrivate(pkcs8: Uint8Array): Promise<PrivateKey>;
+  /** The public half of a private key. */
+  publicKeyOf(key: PrivateKey): Promise<PublicKey>;
   /** RSASSA-PSS-SHA256 with the given salt length (default 478). */
   sign(key: PrivateKey, data: Uint8Array, saltLength?: number): Promise<Uint8Array>;
   /** True when `sig` verifies over `data` with one of the given salt lengths. */
@@ -159,6 +161,18 @@ export const webCryptoBackend: RsaBackend = {
     }
     await checkStrength(key);
     return new WebCryptoPrivateKey(new Uint8Array(pkcs8), key);
+  },
+  async publicKeyOf(key: PrivateKey): Promise<PublicKey> {
+    const { n, e } = await crypto.subtle.exportKey("jwk", asPrivate(key).pss);
+    if (n === undefined || e === undefined) throw new KeyError("Private key has no modulus");
+    const pub = await crypto.subtle.importKey(
+      "jwk",
+      { kty: "RSA", n, e, alg: "PS256", ext: true },
+      PSS_ALG,
+      true,
+      ["verify"],
+    );
+    return await this.importPublic(new Uint8Array(await crypto.subtle.exportKey("spki", pub)));
   },
   async sign(key, data, saltLength = PSS_SALT_SIGN): Promise<Uint8Array> {
     const sig = await crypto.subtle.sign(

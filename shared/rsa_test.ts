@@ -250,6 +250,7 @@ Deno.test("`setRsaBackend()` routes every RSA operation through the new backend"
     generate: () => Promise.reject(new Error("not in tests")),
     importPublic: (spki) => (calls.push("importPublic"), webCryptoBackend.importPublic(spki)),
     importPrivate: (pkcs8) => (calls.push("importPrivate"), webCryptoBackend.importPrivate(pkcs8)),
+    publicKeyOf: (key) => (calls.push("publicKeyOf"), webCryptoBackend.publicKeyOf(key)),
     sign: (key, data, salt) => (calls.push("sign"), webCryptoBackend.sign(key, data, salt)),
     verify: (key, data, sig, salts) => (
       calls.push("verify"), webCryptoBackend.verify(key, data, sig, salts)
@@ -268,4 +269,12 @@ Deno.test("`setRsaBackend()` routes every RSA operation through the new backend"
     setRsaBackend(webCryptoBackend);
   }
   assert.equal(rsa(), webCryptoBackend);
+});
+
+Deno.test("`publicKeyOf()` derives the public half that verifies the private key's signatures", async () => {
+  const { privateKey, publicKey } = await fixtureKeyPair("user1");
+  const derived = await rsa().publicKeyOf(privateKey);
+  assert.deepEqual(derived.spki, publicKey.spki);
+  const sig = await rsa().sign(privateKey, DATA);
+  assert.equal(await rsa().verify(derived, DATA, sig), true);
 });
