@@ -409,6 +409,7 @@ export class Federation implements Mesh {
       );
     }
     this.#log.info(`joined the mesh through ${short(introducerId)} at ${url}`);
+    await this.#applySnapshot(env.payload["snapshot"]);
     if (!this.#linkUp(link, introducerId, this.#me)) return true;
     this.#spawn(this.#readLoop(link, frames));
     // Link to every other listed server, then announce ourselves.
@@ -429,6 +430,27 @@ export class Federation implements Mesh {
     await this.#hub.markSeenText(announce);
     this.broadcast(announce);
     return true;
+  }
+
+  /** Users listed in a G17-style WELCOME `snapshot: {user_locations: {uid: {server_id}}}`. */
+  async #applySnapshot(snapshot: unknown): Promise<void> {
+    if (typeof snapshot !== "object" || snapshot === null) return;
+    const locations = (snapshot as { user_locations?: unknown }).user_locations;
+    if (typeof locations !== "object" || locations === null) return;
+    for (const [userId, where] of Object.entries(locations as Record<string, unknown>)) {
+      const serverId = typeof where === "string"
+        ? where
+        : typeof where === "object" && where !== null
+        ? (where as { server_id?: unknown }).server_id
+        : undefined;
+      if (!isUuid(userId) || typeof serverId !== "string" || serverId === this.#me) continue;
+      await this.#hub.remoteAdvertise({
+        userId,
+        serverId,
+        pubkey: undefined,
+        displayName: undefined,
+      });
+    }
   }
 
   /** Dials a known server and sends SERVER_HELLO_LINK; true when the link is up. */
