@@ -292,13 +292,24 @@ export class Federation implements Mesh {
     });
   }
 
-  /** True when `env.sig` verifies with the key of `env.from` or of the link's server. */
+  /**
+   * True when `env.sig` verifies with the key of `signer`, or else of `env.from`, of the link's
+   * server, or of the server hosting the user `env.from` (a channel frame relayed by a third
+   * server keeps the signature of the sender's server). This server's own key counts, so an
+   * echo of its own frame verifies and is then dropped as a duplicate.
+   */
   async #verify(env: Envelope, link: PeerLink, signer?: string): Promise<boolean> {
     if (!env.sig) return false;
-    const ids = signer !== undefined ? [signer] : [env.from, link.serverId];
+    const ids = signer !== undefined
+      ? [signer]
+      : [env.from, link.serverId, this.#hub.onlineUser(env.from)?.serverId];
     for (const id of new Set(ids)) {
-      const known = id === undefined ? undefined : this.#known.get(id);
-      if (known && await verifyEnvelope(known.pubkey, env)) return true;
+      const key = id === undefined
+        ? undefined
+        : id === this.#me
+        ? this.#hub.identity.publicKey
+        : this.#known.get(id)?.pubkey;
+      if (key && await verifyEnvelope(key, env)) return true;
     }
     return false;
   }
@@ -552,6 +563,15 @@ export class Federation implements Mesh {
           `${first.type} signature does not verify with its key`,
         );
       }
+      const listed = this.#bootstrap.find((e) =>
+        e.host === frame.p.host && e.port === frame.p.port && !samePublicKey(e.pubkey, keyText)
+      );
+      if (listed) {
+        throw new ProtocolError(
+          "BAD_KEY",
+          `${frame.p.host}:${frame.p.port} is a bootstrap introducer pinned to a different key`,
+        );
+      }
       let serverId = claimed;
       if (pinned && !samePublicKey(pinned.pubkeyText, keyText)) {
         if (frame.type !== "SERVER_HELLO_JOIN") {
@@ -614,6 +634,9 @@ export class Federation implements Mesh {
           `server ${short(serverId)} silent for ${this.#config.deadAfterMs / 1000} s; link dead`,
         );
         link.close(1011, "Heartbeat timeout");
+        // A hung peer never completes the close handshake, so the read loop may not end for a
+        // long time: take the link down now (users removed, re-dial scheduled).
+        this.#spawn(this.#linkDown(link));
       },
     });
     this.#links.set(serverId, link);
@@ -634,7 +657,8 @@ export class Federation implements Mesh {
     try {
       while (true) {
         const next = await frames.next();
-        if (next.done) break;
+        // A link closed by this side (heartbeat timeout, replaced) handles nothing more.
+        if (next.done || link.state === "closed") break;
         link.touch();
         try {
           await this.#handle(link, next.value);
@@ -714,7 +738,7 @@ export class Federation implements Mesh {
     const type = frame.type;
     if (MUST_SIGN.has(type)) {
       const signer = type === "USER_ADVERTISE" || type === "USER_REMOVE"
-        ? this.#presenceSigner(frame, link)
+        ? this.#presenceSigner(frame)
         : undefined;
       if (!(await this.#verify(env, link, signer))) {
         throw new ProtocolError(
@@ -730,11 +754,13 @@ export class Federation implements Mesh {
     await this.#dispatch(link, frame, text);
   }
 
-  /** Presence frames must be signed by the hosting server (or by the link for its own users). */
-  #presenceSigner(frame: Frame, link: PeerLink): string | undefined {
+  /**
+   * Presence frames must be signed by the hosting server (`payload.server_id`, else `from`),
+   * whoever relays them: a linked server cannot advertise or remove another server's users.
+   */
+  #presenceSigner(frame: Frame): string {
     const p = frame.p as { server_id?: string };
-    const host = p.server_id ?? frame.env.from;
-    return host === link.serverId || host === frame.env.from ? host : undefined;
+    return p.server_id ?? frame.env.from;
   }
 
   async #dispatch(link: PeerLink, frame: Frame, text: string): Promise<void> {
@@ -756,13 +782,13 @@ export class Federation implements Mesh {
           }
         }
         if (serverId === this.#me) return;
-        await hub.remoteAdvertise({
+        const accepted = await hub.remoteAdvertise({
           userId: frame.p.user_id,
           serverId,
           pubkey,
           displayName: frame.p.meta.display_name,
         });
-        this.broadcast(text, from);
+        if (accepted) this.broadcast(text, from);
         return;
       }
       case "USER_REMOVE": {

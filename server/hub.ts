@@ -262,23 +262,41 @@ export class Hub {
     this.sendToLocal(remove);
   }
 
-  /** A remote server advertised a user (already verified and deduplicated). */
-  async remoteAdvertise(user: OnlineUser): Promise<void> {
+  /**
+   * A remote server advertised a user (already verified and deduplicated). Returns false when
+   * the advert is refused: the user is connected here (a live local session is never ended by
+   * another server's claim), or the advert carries a key other than the one this server knows
+   * for the user (a linked server cannot take over someone else's identity).
+   */
+  async remoteAdvertise(user: OnlineUser): Promise<boolean> {
     if (this.#local.has(user.userId)) {
-      // The user moved: the newer location wins, and the local session ends.
-      const link = this.#local.get(user.userId)!;
-      this.log.info(`user ${short(user.userId)} connected elsewhere; closing the local session`);
-      this.#local.delete(user.userId);
-      link.close(1000, "Connected on another server");
+      this.log.warn(
+        `server ${short(user.serverId)} advertised ${
+          short(user.userId)
+        }, who is connected here; ignored`,
+      );
+      return false;
     }
     const known = this.#online.get(user.userId);
-    this.#online.set(user.userId, user);
+    const record = known?.pubkey ? undefined : await this.store.getUser(user.userId);
+    const knownKey = known?.pubkey ?? (record && !record.deleted ? record.pubkey : undefined);
+    if (knownKey !== undefined && user.pubkey !== undefined && knownKey !== user.pubkey) {
+      this.log.warn(
+        `server ${short(user.serverId)} advertised ${
+          short(user.userId)
+        } with a different key; ignored`,
+      );
+      return false;
+    }
+    const entry: OnlineUser = { ...user, pubkey: user.pubkey ?? knownKey };
+    this.#online.set(user.userId, entry);
     if (
-      known && known.serverId === user.serverId && known.pubkey === user.pubkey &&
-      known.displayName === user.displayName
-    ) return;
-    this.sendToLocal(await this.emit("USER_ADVERTISE", "*", this.advertPayload(user)));
-    if (known?.serverId !== user.serverId) await this.#notifyOnline(user.userId);
+      known && known.serverId === entry.serverId && known.pubkey === entry.pubkey &&
+      known.displayName === entry.displayName
+    ) return true;
+    this.sendToLocal(await this.emit("USER_ADVERTISE", "*", this.advertPayload(entry)));
+    if (known?.serverId !== entry.serverId) await this.#notifyOnline(entry.userId);
+    return true;
   }
 
   /** A remote server removed a user; only the hosting server may do so (spec §7.6). */

@@ -202,6 +202,19 @@ export class UserSession implements UserLink {
       this.close(1008, "NAME_IN_USE");
       return;
     }
+    const elsewhere = hub.onlineUser(userId);
+    if (elsewhere && elsewhere.serverId !== hub.serverId) {
+      hub.log.warn(
+        `NAME_IN_USE: ${short(userId)} is connected on server ${short(elsewhere.serverId)}`,
+      );
+      await this.#errors.send(
+        "NAME_IN_USE",
+        `User ${userId} is already connected on server ${elsewhere.serverId}`,
+        userId,
+      );
+      this.close(1008, "NAME_IN_USE");
+      return;
+    }
     this.#userId = userId;
     this.sendText(
       await hub.emit("ACK", userId, {

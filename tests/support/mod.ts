@@ -17,7 +17,12 @@
  * @module
  */
 
+export * from "./accounts.ts";
+export * from "./main_process.ts";
+export * from "./mesh_checks.ts";
+export * from "./raw_server.ts";
 export * from "./raw_user.ts";
 export * from "./start_client.ts";
+export * from "./start_mesh.ts";
 export * from "./start_server.ts";
 export * from "./timeout.ts";

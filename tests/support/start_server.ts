@@ -1,7 +1,8 @@
 /**
  * Real `socp server` processes for integration tests: {@linkcode startServer} spawns one on
  * 127.0.0.1 with an OS-chosen port and a temporary data directory, waits for its `listening`
- * line, and returns a disposable {@linkcode ServerNode}.
+ * line, and returns a disposable {@linkcode ServerNode}. The node keeps the server's log lines,
+ * so a test can await one ({@linkcode ServerNode.waitForLog}) instead of sleeping.
  *
  * @module
  */
@@ -30,7 +31,29 @@ export interface StartServerOptions {
    * create its own.
    */
   serverKey?: FixtureKeyName | null;
+  /** Port to listen on (default 0: chosen by the OS). */
+  port?: number;
 }
+
+/** Options for {@linkcode ServerNode.restart}. */
+export interface RestartOptions {
+  /**
+   * Listen on the port of the previous run again (so bootstrap files and stored peer addresses
+   * that name it stay valid); default false (a fresh OS-chosen port, or the `port` option).
+   */
+  samePort?: boolean;
+}
+
+/** Options for {@linkcode ServerNode.waitForLog}. */
+export interface WaitForLogOptions {
+  /** Only lines from this index of the current run on (see `logLines().length`); default 0. */
+  from?: number;
+  /** How long to wait (default 15 s). */
+  timeoutMs?: number;
+}
+
+/** Default wait for a log line. */
+export const LOG_TIMEOUT_MS = 15_000;
 
 /** The `listening` line `socp server` prints on stdout. */
 export interface ListeningInfo {
@@ -65,8 +88,32 @@ export interface ServerNode extends AsyncDisposable {
   stderrText(): string;
   /** Sends `signal` (default SIGTERM) and resolves with the exit status once it exited. */
   kill(signal?: Deno.Signal): Promise<Deno.CommandStatus>;
-  /** Stops the server and starts it again with the same data dir and flags (new port). */
-  restart(): Promise<void>;
+  /**
+   * Sends `signal` without waiting for an exit (e.g. SIGSTOP / SIGCONT to hang and resume the
+   * server). A node left stopped is continued before it is stopped on dispose.
+   */
+  signal(signal: Deno.Signal): void;
+  /**
+   * Stops the server (when still running) and starts it again with the same data dir and flags;
+   * on a new port unless `samePort` is set.
+   */
+  restart(options?: RestartOptions): Promise<void>;
+  /** The log lines (stderr) of the current run so far, oldest first. */
+  logLines(): string[];
+  /**
+   * The first log line of the current run (from index `from` on) that matches `pattern`,
+   * already printed or future. Rejects after the timeout or when the server exits first.
+   */
+  waitForLog(pattern: RegExp, options?: WaitForLogOptions): Promise<string>;
+  /**
+   * Resolves once `condition` holds for the log lines of the current run, re-checked on every
+   * new line; `what` names the condition in the timeout error.
+   */
+  waitForLogs(
+    condition: (lines: readonly string[]) => boolean,
+    what: string,
+    timeoutMs?: number,
+  ): Promise<void>;
 }
 
 interface Run {
@@ -74,9 +121,17 @@ interface Run {
   info: ListeningInfo;
   stdout: string[];
   stderr: TailBuffer;
+  /** Log lines (stderr). */
+  lines: string[];
+  /** Called after every new log line and once when the process exited and its output ended. */
+  listeners: Set<() => void>;
   drained: Promise<void>;
   status: Promise<Deno.CommandStatus>;
   exited: boolean;
+  /** Exited, and all its output was read. */
+  finished: boolean;
+  /** SIGSTOP was sent and no SIGCONT since. */
+  paused: boolean;
 }
 
 function isListening(value: unknown): value is ListeningInfo {
@@ -86,7 +141,12 @@ function isListening(value: unknown): value is ListeningInfo {
     typeof v.server_id === "string" && typeof v.pubkey === "string";
 }
 
-async function spawn(dataDir: string, args: string[], env: Record<string, string>): Promise<Run> {
+async function spawn(
+  dataDir: string,
+  port: number,
+  args: string[],
+  env: Record<string, string>,
+): Promise<Run> {
   const debug = testDebug();
   const command = new Deno.Command(Deno.execPath(), {
     args: [
@@ -95,7 +155,7 @@ async function spawn(dataDir: string, args: string[], env: Record<string, string
       "main.ts",
       "server",
       "--port",
-      "0",
+      String(port),
       "--data-dir",
       dataDir,
       ...(debug ? ["--log-level", "debug"] : []),
@@ -110,6 +170,8 @@ async function spawn(dataDir: string, args: string[], env: Record<string, string
   const process = command.spawn();
   const stderr = new TailBuffer();
   const stdout: string[] = [];
+  const lines: string[] = [];
+  const listeners = new Set<() => void>();
   const listening = Promise.withResolvers<ListeningInfo>();
   const stdoutDone = drainLines(process.stdout, (line) => {
     stdout.push(line);
@@ -120,22 +182,43 @@ async function spawn(dataDir: string, args: string[], env: Record<string, string
       // Not the listening line.
     }
   });
+  let partial = "";
+  const addLine = (line: string) => {
+    lines.push(line);
+    for (const listener of [...listeners]) listener();
+  };
   const stderrDone = drainText(process.stderr, (text) => {
     stderr.push(text);
     if (debug) Deno.stderr.writeSync(new TextEncoder().encode(text));
+    partial += text;
+    let newline: number;
+    while ((newline = partial.indexOf("\n")) >= 0) {
+      addLine(partial.slice(0, newline).replace(/\r$/, ""));
+      partial = partial.slice(newline + 1);
+    }
+  }).then(() => {
+    if (partial.length > 0) addLine(partial);
   });
   const run: Run = {
     process,
     info: undefined as unknown as ListeningInfo,
     stdout,
     stderr,
+    lines,
+    listeners,
     drained: Promise.all([stdoutDone, stderrDone]).then(() => {}),
     status: process.status.then((status) => {
       run.exited = true;
       return status;
     }),
     exited: false,
+    finished: false,
+    paused: false,
   };
+  Promise.all([run.status, run.drained]).then(() => {
+    run.finished = true;
+    for (const listener of [...listeners]) listener();
+  });
   const exitedEarly = run.status.then((status) => {
     throw new Error(`exited with code ${status.code} before listening`);
   });
@@ -159,14 +242,21 @@ async function spawn(dataDir: string, args: string[], env: Record<string, string
   return run;
 }
 
-async function stop(run: Run, signal: Deno.Signal): Promise<Deno.CommandStatus> {
-  if (!run.exited) {
-    try {
-      run.process.kill(signal);
-    } catch {
-      // Already gone.
-    }
+function send(run: Run, signal: Deno.Signal): void {
+  if (run.exited) return;
+  try {
+    run.process.kill(signal);
+  } catch {
+    // Already gone.
   }
+  if (signal === "SIGSTOP") run.paused = true;
+  if (signal === "SIGCONT") run.paused = false;
+}
+
+async function stop(run: Run, signal: Deno.Signal): Promise<Deno.CommandStatus> {
+  // A stopped process would hold a SIGTERM until continued.
+  if (run.paused && signal !== "SIGKILL") send(run, "SIGCONT");
+  send(run, signal);
   let status: Deno.CommandStatus;
   try {
     status = await withTimeout(run.status, SERVER_STOP_TIMEOUT_MS, "the server to exit");
@@ -207,7 +297,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Ser
   }
   let run: Run;
   try {
-    run = await spawn(dataDir, args, env);
+    run = await spawn(dataDir, options.port ?? 0, args, env);
   } catch (error) {
     if (owned) await Deno.remove(dataDir, { recursive: true }).catch(() => {});
     throw error;
@@ -236,9 +326,51 @@ export async function startServer(options: StartServerOptions = {}): Promise<Ser
     stdoutLines: () => [...run.stdout],
     stderrText: () => run.stderr.text(),
     kill: (signal: Deno.Signal = "SIGTERM") => stop(run, signal),
-    async restart(): Promise<void> {
+    signal: (signal: Deno.Signal) => send(run, signal),
+    async restart(restart: RestartOptions = {}): Promise<void> {
+      const port = restart.samePort ? run.info.port : options.port ?? 0;
       await stop(run, "SIGTERM");
-      run = await spawn(dataDir, args, env);
+      run = await spawn(dataDir, port, args, env);
+    },
+    logLines: () => [...run.lines],
+    waitForLog(pattern: RegExp, wait: WaitForLogOptions = {}): Promise<string> {
+      let found: string | undefined;
+      return this.waitForLogs(
+        (lines) => {
+          found = lines.slice(wait.from ?? 0).find((line) => pattern.test(line));
+          return found !== undefined;
+        },
+        `a log line matching ${pattern}`,
+        wait.timeoutMs,
+      ).then(() => found!);
+    },
+    async waitForLogs(
+      condition: (lines: readonly string[]) => boolean,
+      what: string,
+      timeoutMs: number = LOG_TIMEOUT_MS,
+    ): Promise<void> {
+      const current = run;
+      if (condition(current.lines)) return;
+      if (current.finished) throw new Error(`Server exited before ${what}`);
+      const { promise, resolve, reject } = Promise.withResolvers<void>();
+      const listener = () => {
+        try {
+          if (condition(current.lines)) resolve();
+          else if (current.finished) reject(new Error(`Server exited before ${what}`));
+        } catch (error) {
+          reject(error as Error);
+        }
+      };
+      current.listeners.add(listener);
+      try {
+        await withTimeout(
+          promise,
+          timeoutMs,
+          () => `${what}\n--- server log (last lines) ---\n${current.lines.slice(-30).join("\n")}`,
+        );
+      } finally {
+        current.listeners.delete(listener);
+      }
     },
     async [Symbol.asyncDispose](): Promise<void> {
       if (disposed) return;
