@@ -1,15 +1,15 @@
 /**
  * The slash commands. Each command is one {@linkcode CommandSpec} (name, parameters, help and
- * handler) in a {@linkcode CommandTable}, so new commands (accounts: `/register`, `/login`...)
- * are added by registering another spec. Parsing and usage messages are generic.
+ * handler) in a {@linkcode CommandTable}, so new commands are added by registering another
+ * spec. Parsing and usage messages are generic.
  *
  * @module
  */
 
-import type { EventSink, ListedUser } from "./events.ts";
-import { CommandError } from "./session.ts";
+import type { EventSink, ListedAccount, ListedUser } from "./events.ts";
+import { CommandError, ServerError } from "./session.ts";
 
-/** What commands may ask of the session (a subset of `ClientSession`). */
+/** What commands may ask of the client (implemented by `ClientApp`). */
 export interface CommandSession {
   /** Refreshes and returns the online users. */
   list(): Promise<ListedUser[]>;
@@ -19,6 +19,18 @@ export interface CommandSession {
   sendPublic(text: string): Promise<void>;
   /** Sends a file to a user or `public`. */
   sendFile(target: string, path: string, signal?: AbortSignal): Promise<void>;
+  /** Registers the connected identity as an account (asks for the password). */
+  register(username: string): Promise<void>;
+  /** Logs in to an account on a new connection (asks for the password). */
+  login(username?: string): Promise<void>;
+  /** Ends the session; the program keeps running. */
+  logout(): Promise<void>;
+  /** Changes the account password (asks for the old and the new one). */
+  passwd(): Promise<void>;
+  /** Deletes the account everywhere (asks for the password). */
+  deleteAccount(): Promise<void>;
+  /** Account names matching a glob or /regex/. */
+  accounts(pattern: string): Promise<ListedAccount[]>;
 }
 
 /** What a command handler gets. */
@@ -187,6 +199,57 @@ export function defaultCommands(): CommandTable {
       },
     })
     .register({
+      name: "register",
+      params: [{ name: "username" }],
+      help: "turn this identity into an account with a password (asked twice, not echoed)",
+      async run(ctx, args): Promise<void> {
+        await ctx.session.register(args["username"]!);
+      },
+    })
+    .register({
+      name: "login",
+      params: [{ name: "username", optional: true }],
+      help: "log in to an account (from any machine, through any server of the mesh)",
+      async run(ctx, args): Promise<void> {
+        await ctx.session.login(args["username"]);
+      },
+    })
+    .register({
+      name: "logout",
+      params: [],
+      help: "end the session and stay in the program",
+      async run(ctx): Promise<void> {
+        await ctx.session.logout();
+      },
+    })
+    .register({
+      name: "passwd",
+      aliases: ["password"],
+      params: [],
+      help: "change the account password",
+      async run(ctx): Promise<void> {
+        await ctx.session.passwd();
+      },
+    })
+    .register({
+      name: "delete-account",
+      params: [],
+      help: "delete the account everywhere in the mesh; the name becomes free",
+      async run(ctx): Promise<void> {
+        await ctx.session.deleteAccount();
+      },
+    })
+    .register({
+      name: "accounts",
+      params: [{ name: "pattern", rest: true, optional: true }],
+      help: "list account names by glob (al*, b?b, [a-c]*) or /regex/ (default *)",
+      async run(ctx, args): Promise<void> {
+        const pattern = args["pattern"] ?? "*";
+        const accounts = await ctx.session.accounts(pattern);
+        ctx.emit({ event: "accounts", pattern, accounts });
+      },
+    })
+    .register({
       name: "help",
       aliases: ["?"],
       params: [{ name: "command", optional: true }],
@@ -232,6 +295,10 @@ export async function runCommandLine(ctx: CommandContext, line: string): Promise
     }
     await spec.run(ctx, bindArgs(spec, parsed.argText));
   } catch (e) {
+    if (e instanceof ServerError) {
+      ctx.emit({ event: "error", code: e.code, detail: e.message, source: "server" });
+      return;
+    }
     const internal = !(e instanceof CommandError);
     ctx.emit({
       event: "error",

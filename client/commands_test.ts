@@ -9,7 +9,7 @@ import {
   usageOf,
 } from "./commands.ts";
 import type { ClientEvent, ErrorEvent } from "./events.ts";
-import { CommandError } from "./session.ts";
+import { CommandError, ServerError } from "./session.ts";
 
 function fake(): {
   ctx: CommandContext;
@@ -38,6 +38,40 @@ function fake(): {
       if (path === "boom") return Promise.reject(new CommandError('File "boom" does not exist'));
       if (path === "bug") return Promise.reject(new TypeError("oops"));
       return Promise.resolve();
+    },
+    register: (username) => {
+      calls.push(["register", username]);
+      if (username === "taken") {
+        return Promise.reject(
+          new ServerError("NAME_IN_USE", 'The name "taken" is already taken'),
+        );
+      }
+      return Promise.resolve();
+    },
+    login: (username) => {
+      calls.push(["login", ...(username === undefined ? [] : [username])]);
+      return Promise.resolve();
+    },
+    logout: () => {
+      calls.push(["logout"]);
+      return Promise.resolve();
+    },
+    passwd: () => {
+      calls.push(["passwd"]);
+      return Promise.resolve();
+    },
+    deleteAccount: () => {
+      calls.push(["delete-account"]);
+      return Promise.resolve();
+    },
+    accounts: (pattern) => {
+      calls.push(["accounts", pattern]);
+      if (pattern === "[a-") {
+        return Promise.reject(
+          new ServerError("BAD_REQUEST", 'Malformed pattern "[a-": "[" at 1 is never closed'),
+        );
+      }
+      return Promise.resolve([{ username: "alice", user_id: "u1", online: true }]);
     },
   };
   const ctx: CommandContext = {
@@ -152,6 +186,12 @@ Deno.test("/help lists every command, one info event each", async () => {
     "/tell",
     "/all",
     "/file",
+    "/register",
+    "/login",
+    "/logout",
+    "/passwd",
+    "/delete-account",
+    "/accounts",
     "/help",
     "/quit",
   ]);
@@ -172,4 +212,46 @@ Deno.test("CommandTable accepts new commands", async () => {
   });
   await runCommandLine(ctx, "/LOGIN alice");
   assert.deepEqual(events, [{ event: "info", text: "login alice" }]);
+});
+
+Deno.test("runCommandLine() dispatches the account commands", async () => {
+  const { ctx, calls, events } = fake();
+  await runCommandLine(ctx, "/register alice");
+  await runCommandLine(ctx, "/login Bob");
+  await runCommandLine(ctx, "/login");
+  await runCommandLine(ctx, "/logout");
+  await runCommandLine(ctx, "/passwd");
+  await runCommandLine(ctx, "/delete-account");
+  await runCommandLine(ctx, "/accounts /^a.*$/");
+  await runCommandLine(ctx, "/accounts");
+  assert.deepEqual(calls, [
+    ["register", "alice"],
+    ["login", "Bob"],
+    ["login"],
+    ["logout"],
+    ["passwd"],
+    ["delete-account"],
+    ["accounts", "/^a.*$/"],
+    ["accounts", "*"],
+  ]);
+  assert.deepEqual(events.filter((e) => e.event === "accounts").map((e) => e.pattern), [
+    "/^a.*$/",
+    "*",
+  ]);
+  assert.deepEqual(errors(events), []);
+});
+
+Deno.test("runCommandLine() reports a server refusal with the server's code", async () => {
+  const { ctx, events } = fake();
+  await runCommandLine(ctx, "/register taken");
+  await runCommandLine(ctx, "/accounts [a-");
+  await runCommandLine(ctx, "/register");
+  const errs = events.filter((e): e is ErrorEvent => e.event === "error");
+  assert.deepEqual(errs.map((e) => [e.code, e.source]), [
+    ["NAME_IN_USE", "server"],
+    ["BAD_REQUEST", "server"],
+    ["COMMAND", "client"],
+  ]);
+  assert.match(errs[1]!.detail, /Malformed pattern "\[a-"/);
+  assert.match(errs[2]!.detail, /Missing <username>\. Usage: \/register <username>/);
 });

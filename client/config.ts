@@ -20,19 +20,28 @@ import {
   type PrivateKey,
   privateKeyToPem,
   rsa,
+  usernameProblem,
 } from "../shared/mod.ts";
 import type { ServerPin, TrustStore } from "./trust_store.ts";
 
 /** The typed fields of a config file. */
 export interface ClientConfig {
-  /** The user's UUIDv4. */
-  user_id: string;
+  /**
+   * The local identity's UUIDv4. Absent in a config made for logging in to an account
+   * (`--login`): such a config has no local key until one is needed.
+   */
+  user_id?: string;
   /** Name shown to others (`meta.display_name`). */
   display_name: string;
   /** Server URL to use when none is given on the command line. */
   server?: string;
-  /** Path of the PKCS#8 PEM private key, relative to the config file. */
-  private_key_file: string;
+  /** Path of the PKCS#8 PEM private key, relative to the config file (with `user_id`). */
+  private_key_file?: string;
+  /**
+   * Account name remembered for convenience: the account of the local identity (after
+   * `/register`), or, in a config without a local key, the account last logged in to.
+   */
+  account?: string;
   /** content_sig variant to sign with. */
   sig_variant?: ContentSigVariant;
   /** Pinned user keys: user id → base64url DER SPKI. */
@@ -58,8 +67,8 @@ export interface LoadedConfig {
   config: ClientConfig;
   /** Fields this version does not know, kept on write. */
   extra: JsonObject;
-  /** The user's key pair. */
-  keys: KeyPair;
+  /** The local identity's key pair; absent in a config without a local key. */
+  keys?: KeyPair;
   /** True when this call created the config. */
   created: boolean;
   /** Non-fatal problems to show (e.g. a key file readable by others). */
@@ -72,6 +81,13 @@ export interface LoadConfigOptions {
   displayName?: string;
   /** Key generator for a new config (default `rsa().generate()`; tests pass a fixture). */
   generate?: () => Promise<KeyPair>;
+  /**
+   * Create a missing config without a local identity (no user id, no key): for logging in to
+   * an account. An existing config without a key is then loaded as it is.
+   */
+  noKey?: boolean;
+  /** Account name to remember in a config created with `noKey`. */
+  account?: string;
 }
 
 const enc = new TextEncoder();
@@ -86,7 +102,18 @@ const enc = new TextEncoder();
  * ```
  */
 export async function keyPairFromPrivateText(text: string): Promise<KeyPair> {
-  const privateKey = await importPrivateKeyText(text);
+  return await keyPairOf(await importPrivateKeyText(text));
+}
+
+/**
+ * The key pair of a private key (the public half recomputed from it).
+ *
+ * @example
+ * ```ts ignore
+ * const pair = await keyPairOf(await openPrivateKey(store, password));
+ * ```
+ */
+export async function keyPairOf(privateKey: PrivateKey): Promise<KeyPair> {
   return { privateKey, publicKey: await publicFromPrivate(privateKey) };
 }
 
@@ -144,17 +171,26 @@ function validate(path: string, raw: unknown): { config: ClientConfig; extra: Js
     sig_variant,
     known_keys,
     servers,
+    account,
     ...extra
   } = raw;
   const field = (name: string, want: string): ConfigError =>
     new ConfigError(`${where}: field "${name}" must be ${want}`);
-  if (!isUuid(user_id)) throw field("user_id", "a UUID");
+  const local = (user_id !== undefined && user_id !== null) ||
+    (private_key_file !== undefined && private_key_file !== null);
+  if (local && !isUuid(user_id)) throw field("user_id", "a UUID");
   if (typeof display_name !== "string") throw field("display_name", "a string");
   if (server !== undefined && server !== null && typeof server !== "string") {
     throw field("server", "a ws:// or wss:// URL");
   }
-  if (typeof private_key_file !== "string" || private_key_file.length === 0) {
+  if (local && (typeof private_key_file !== "string" || private_key_file.length === 0)) {
     throw field("private_key_file", "a path");
+  }
+  if (
+    account !== undefined && account !== null &&
+    (typeof account !== "string" || usernameProblem(account) !== undefined)
+  ) {
+    throw field("account", "an account name (3-32 letters, digits, _ . -)");
   }
   if (
     sig_variant !== undefined && sig_variant !== null &&
@@ -184,22 +220,28 @@ function validate(path: string, raw: unknown): { config: ClientConfig; extra: Js
     }
   }
   const config: ClientConfig = {
-    user_id: user_id as string,
     display_name: display_name || defaultName(path),
-    private_key_file,
     known_keys: keys,
     servers: pins,
   };
+  if (local) {
+    config.user_id = user_id as string;
+    config.private_key_file = private_key_file as string;
+  }
+  if (typeof account === "string") config.account = account;
   if (typeof server === "string" && server.length > 0) config.server = server;
   if (typeof sig_variant === "string") config.sig_variant = sig_variant as ContentSigVariant;
   return { config, extra };
 }
 
-/** Absolute path of the key file a config names. */
+/** Absolute path of the key file a config names (or would name: `<config name>.key.pem`). */
 export function keyFilePath(configPath: string, config: ClientConfig): string {
-  return isAbsolute(config.private_key_file)
-    ? config.private_key_file
-    : join(dirname(configPath), config.private_key_file);
+  const file = config.private_key_file ?? defaultKeyFile(configPath);
+  return isAbsolute(file) ? file : join(dirname(configPath), file);
+}
+
+function defaultKeyFile(configPath: string): string {
+  return `${basename(configPath, extname(configPath)) || "user"}.key.pem`;
 }
 
 /**
@@ -215,7 +257,22 @@ export async function writeConfig(
   config: ClientConfig,
   extra: JsonObject = {},
 ): Promise<void> {
-  const text = JSON.stringify({ ...extra, ...config }, null, 2) + "\n";
+  const order: (keyof ClientConfig)[] = [
+    "user_id",
+    "display_name",
+    "account",
+    "server",
+    "private_key_file",
+    "sig_variant",
+    "known_keys",
+    "servers",
+  ];
+  const typed: JsonObject = {};
+  for (const key of order) {
+    const value = config[key];
+    if (value !== undefined) typed[key] = value as JsonObject[string];
+  }
+  const text = JSON.stringify({ ...extra, ...typed }, null, 2) + "\n";
   const tmp = `${path}.${crypto.randomUUID().slice(0, 8)}.tmp`;
   try {
     await Deno.writeFile(tmp, enc.encode(text), { mode: 0o600, createNew: true });
@@ -261,21 +318,41 @@ async function loadKey(path: string, config: ClientConfig, warnings: string[]): 
 }
 
 async function create(path: string, options: LoadConfigOptions): Promise<LoadedConfig> {
-  const keyName = `${basename(path, extname(path)) || "user"}.key.pem`;
   const config: ClientConfig = {
-    user_id: crypto.randomUUID(),
-    display_name: checkDisplayName(options.displayName ?? defaultName(path)),
-    private_key_file: keyName,
+    display_name: checkDisplayName(
+      options.displayName ?? (options.noKey ? options.account : undefined) ?? defaultName(path),
+    ),
     known_keys: Object.create(null),
     servers: Object.create(null),
   };
-  const keyPath = keyFilePath(path, config);
+  if (options.account !== undefined) config.account = options.account;
   try {
     await Deno.mkdir(dirname(path), { recursive: true });
   } catch (cause) {
     throw new ConfigError(`Cannot create the folder of "${path}": ${describe(cause)}`, { cause });
   }
-  const keys = await (options.generate ?? (() => rsa().generate()))();
+  const loaded: LoadedConfig = { path, config, extra: {}, created: true, warnings: [] };
+  if (!options.noKey) {
+    await addLocalIdentity(loaded, options.generate);
+  } else {
+    await writeConfig(path, config);
+  }
+  return loaded;
+}
+
+/**
+ * Gives a config without a local key (one made for an account login) a new local identity: a
+ * fresh UUID and key pair, written next to it. Sets `loaded.keys`.
+ */
+export async function addLocalIdentity(
+  loaded: LoadedConfig,
+  generate?: () => Promise<KeyPair>,
+): Promise<KeyPair> {
+  if (loaded.keys) return loaded.keys;
+  const { path, config } = loaded;
+  const keyName = defaultKeyFile(path);
+  const keyPath = keyFilePath(path, { ...config, private_key_file: keyName });
+  const keys = await (generate ?? (() => rsa().generate()))();
   try {
     await Deno.writeFile(keyPath, enc.encode(privateKeyToPem(keys.privateKey)), {
       mode: 0o600,
@@ -291,8 +368,11 @@ async function create(path: string, options: LoadConfigOptions): Promise<LoadedC
     }
     throw new ConfigError(`Cannot write key file "${keyPath}": ${describe(cause)}`, { cause });
   }
-  await writeConfig(path, config);
-  return { path, config, extra: {}, keys, created: true, warnings: [] };
+  config.user_id = crypto.randomUUID();
+  config.private_key_file = keyName;
+  await writeConfig(path, config, loaded.extra);
+  loaded.keys = keys;
+  return keys;
 }
 
 /**
@@ -330,8 +410,8 @@ export async function loadOrCreateConfig(
   }
   const { config, extra } = validate(abs, raw);
   const warnings: string[] = [];
-  const keys = await loadKey(abs, config, warnings);
-  const loaded: LoadedConfig = { path: abs, config, extra, keys, created: false, warnings };
+  const loaded: LoadedConfig = { path: abs, config, extra, created: false, warnings };
+  if (config.user_id !== undefined) loaded.keys = await loadKey(abs, config, warnings);
   if (options.displayName !== undefined) {
     const name = checkDisplayName(options.displayName);
     if (name !== config.display_name) {
@@ -380,6 +460,11 @@ export class ConfigTrustStore implements TrustStore {
   }
   /** Resolves when every pin so far is written. */
   flush(): Promise<void> {
+    return this.#saving;
+  }
+  /** Writes the config (after any write in progress), e.g. after changing `account`. */
+  save(): Promise<void> {
+    this.#save();
     return this.#saving;
   }
   #save(): void {

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { encodePublicKey } from "../shared/mod.ts";
 import { fixtureKeyPair, rejectsWith } from "./_test_util.ts";
-import { ConfigError, ConfigTrustStore, loadOrCreateConfig } from "./config.ts";
+import { addLocalIdentity, ConfigError, ConfigTrustStore, loadOrCreateConfig } from "./config.ts";
 
 const generate = () => fixtureKeyPair("user0");
 
@@ -25,7 +25,7 @@ Deno.test("loadOrCreateConfig() creates a 0600 config and key, then reuses them"
     const first = await loadOrCreateConfig(path, { generate });
     assert.equal(first.created, true);
     assert.match(
-      first.config.user_id,
+      first.config.user_id ?? "",
       /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/,
     );
     assert.equal(first.config.display_name, "alice");
@@ -49,7 +49,7 @@ Deno.test("loadOrCreateConfig() creates a 0600 config and key, then reuses them"
     });
     assert.equal(again.created, false);
     assert.equal(again.config.user_id, first.config.user_id);
-    assert.equal(encodePublicKey(again.keys.publicKey), encodePublicKey(first.keys.publicKey));
+    assert.equal(encodePublicKey(again.keys!.publicKey), encodePublicKey(first.keys!.publicKey));
     assert.deepEqual(again.warnings, []);
     assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name).sort(), [
       "alice.json",
@@ -163,5 +163,34 @@ Deno.test("ConfigTrustStore persists pins atomically with mode 0600", async () =
     assert.deepEqual(reloaded.config.servers["ws://h:1"], { server_id: "s", pubkey: "SKEY" });
     if (Deno.build.os !== "windows") assert.equal(mode(path), 0o600);
     assert.deepEqual([...Deno.readDirSync(dir)].filter((e) => e.name.endsWith(".tmp")), []);
+  });
+});
+
+Deno.test("loadOrCreateConfig() with noKey makes a config without a key; addLocalIdentity() adds one", async () => {
+  await withDir(async (dir) => {
+    const path = join(dir, "g.json");
+    const first = await loadOrCreateConfig(path, {
+      noKey: true,
+      account: "Gina",
+      generate: () => Promise.reject(new Error("no key wanted")),
+    });
+    assert.equal(first.created, true);
+    assert.equal(first.keys, undefined);
+    assert.deepEqual(JSON.parse(await Deno.readTextFile(path)), {
+      display_name: "Gina",
+      account: "Gina",
+      known_keys: {},
+      servers: {},
+    });
+    const again = await loadOrCreateConfig(path, { noKey: true });
+    assert.equal(again.keys, undefined);
+    assert.equal(again.config.account, "Gina");
+    await addLocalIdentity(again, generate);
+    const withKey = await loadOrCreateConfig(path);
+    assert.equal(withKey.config.user_id, again.config.user_id);
+    assert.equal(withKey.config.private_key_file, "g.key.pem");
+    assert.ok(withKey.keys);
+    await Deno.writeTextFile(path, JSON.stringify({ display_name: "x", account: "a b" }));
+    await rejectsWith(() => loadOrCreateConfig(path), ConfigError, 'field "account"');
   });
 });

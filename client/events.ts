@@ -14,6 +14,8 @@ export interface ReadyEvent {
   server: string;
   /** True when the server's key is pinned and every frame is signature-checked. */
   pinned: boolean;
+  /** The account logged in to, when the identity came from an account login. */
+  account?: string;
 }
 
 /** A direct message was received (one per OAEP piece of a long message). */
@@ -126,6 +128,41 @@ export interface FileProgressEvent {
   percent: number;
 }
 
+/** Something happened to an account. */
+export interface AccountEvent {
+  event: "account";
+  action: "registered" | "logged_in" | "logged_out" | "password_changed" | "deleted";
+  /** The account name (absent for a logout of a session without an account). */
+  username?: string;
+  /** The account's user id, when known. */
+  user_id?: string;
+}
+
+/** One account of an `/accounts` answer. */
+export interface ListedAccount {
+  username: string;
+  user_id: string;
+  online: boolean;
+}
+
+/** The answer to `/accounts <pattern>`. */
+export interface AccountsEvent {
+  event: "accounts";
+  pattern: string;
+  accounts: ListedAccount[];
+}
+
+/** The server stored a message or file for an offline user (`ACK QUEUED`). */
+export interface QueuedEvent {
+  event: "queued";
+  kind: "dm" | "file" | "message";
+  /** Recipient user id. */
+  to: string;
+  to_name: string;
+  /** File name (files only). */
+  name?: string;
+}
+
 /** Every event the client reports. */
 export type ClientEvent =
   | ReadyEvent
@@ -138,7 +175,10 @@ export type ClientEvent =
   | WarnEvent
   | PresenceEvent
   | SentEvent
-  | FileProgressEvent;
+  | FileProgressEvent
+  | AccountEvent
+  | AccountsEvent
+  | QueuedEvent;
 
 /** Receives events. */
 export type EventSink = (event: ClientEvent) => void;
@@ -192,6 +232,26 @@ function listLine(u: ListedUser): string {
   return `${cleanText(u.display_name)} (${u.user_id})${u.self ? " [you]" : ""}`;
 }
 
+function formatAccount(e: AccountEvent): string {
+  const name = `"${cleanText(e.username ?? "")}"`;
+  switch (e.action) {
+    case "registered":
+      return `[info] registered account ${name}`;
+    case "logged_in":
+      return `[info] logged in to account ${name}`;
+    case "logged_out":
+      return "[info] logged out; /login <username> or /quit";
+    case "password_changed":
+      return `[info] password of account ${name} changed`;
+    case "deleted":
+      return `[info] account ${name} deleted`;
+    default: {
+      const never: never = e.action;
+      return String(never);
+    }
+  }
+}
+
 /**
  * The human-readable text of an event. Without `multiline` the result is exactly one line (no
  * `\n`), which is what scripts reading stdout rely on.
@@ -209,7 +269,9 @@ function listLine(u: ListedUser): string {
 export function formatEvent(e: ClientEvent, options: FormatOptions = {}): string {
   switch (e.event) {
     case "ready":
-      return `[ready] connected as ${cleanText(e.display_name)} (${e.user_id}) to ${e.server}`;
+      return `[ready] connected as ${cleanText(e.display_name)} (${e.user_id}) to ${e.server}${
+        e.account === undefined ? "" : ` (account "${cleanText(e.account)}")`
+      }`;
     case "dm": {
       const marks = `${e.verified ? "" : "[unverified] "}${
         e.verified && !e.trusted ? "[UNTRUSTED KEY] " : ""
@@ -259,6 +321,23 @@ export function formatEvent(e: ClientEvent, options: FormatOptions = {}): string
     }
     case "file_progress":
       return `[file] ${cleanText(e.name)} ${e.percent}%`;
+    case "account":
+      return formatAccount(e);
+    case "accounts": {
+      const quoted = `"${cleanText(e.pattern)}"`;
+      if (e.accounts.length === 0) return `[accounts] no account matches ${quoted}`;
+      const item = (a: ListedAccount): string =>
+        `${cleanText(a.username)}${a.online ? " (online)" : ""}`;
+      const head = `[accounts] ${e.accounts.length} matching ${quoted}:`;
+      if (options.multiline) return [head, ...e.accounts.map((a) => `  ${item(a)}`)].join("\n");
+      return `${head} ${e.accounts.map(item).join(", ")}`;
+    }
+    case "queued": {
+      const what = e.kind === "file"
+        ? `the file "${cleanText(e.name ?? "")}" is`
+        : "the message is";
+      return `[info] ${cleanText(e.to_name)} is offline; ${what} queued for delivery`;
+    }
     default: {
       const never: never = e;
       return String(never);

@@ -144,3 +144,42 @@ Deno.test("formatEvent() keeps hostile text on one line without escape sequences
   assert.equal(line, "[dm] bo\\u{1b}[31mb (22222222): line1\\nline2\\r\\u{7}\\u{202e}");
   assert.equal(cleanText("tab\tok é"), "tab\tok é");
 });
+
+Deno.test("formatEvent() renders account, accounts and queued events on one line", () => {
+  assert.equal(
+    formatEvent({ event: "account", action: "registered", username: "alice" }),
+    '[info] registered account "alice"',
+  );
+  assert.equal(
+    formatEvent({ event: "account", action: "logged_out" }),
+    "[info] logged out; /login <username> or /quit",
+  );
+  assert.equal(
+    formatEvent({ event: "account", action: "deleted", username: "bob" }),
+    '[info] account "bob" deleted',
+  );
+  const accounts = [
+    { username: "alice", user_id: "u1", online: true },
+    { username: "bob", user_id: "u2", online: false },
+  ];
+  assert.equal(
+    formatEvent({ event: "accounts", pattern: "*", accounts }),
+    '[accounts] 2 matching "*": alice (online), bob',
+  );
+  assert.equal(
+    formatEvent({ event: "accounts", pattern: "z*", accounts: [] }),
+    '[accounts] no account matches "z*"',
+  );
+  assert.equal(
+    formatEvent({ event: "accounts", pattern: "*", accounts }, { multiline: true }),
+    '[accounts] 2 matching "*":\n  alice (online)\n  bob',
+  );
+  assert.equal(
+    formatEvent({ event: "queued", kind: "dm", to: "u2", to_name: "bob" }),
+    "[info] bob is offline; the message is queued for delivery",
+  );
+  assert.equal(
+    formatEvent({ event: "queued", kind: "file", to: "u2", to_name: "bob", name: "a.txt" }),
+    '[info] bob is offline; the file "a.txt" is queued for delivery',
+  );
+});

@@ -1,14 +1,17 @@
 /**
  * The socp terminal client: `socp client <config.json> [options]`.
  *
- * It loads (or creates) a per-user config with a UUID and an RSA-4096 key pair, connects to a
- * SOCP v1.3 server, pins the server's key, and then runs `/list`, `/tell`, `/all`, `/file` and
- * `/quit` typed on a terminal or piped in by a script. Every event is printed as one line of
- * text, or with `--json` as one JSON object per line.
+ * It loads (or creates) a per-user config with a UUID and an RSA-4096 key pair, or logs in to
+ * a password account (`--login <username>`, `/login`), connects to a SOCP v1.3 server, pins
+ * the server's key, and then runs `/list`, `/tell`, `/all`, `/file`, the account commands
+ * (`/register`, `/login`, `/logout`, `/passwd`, `/delete-account`, `/accounts`) and `/quit`
+ * typed on a terminal or piped in by a script. Every event is printed as one line of text, or
+ * with `--json` as one JSON object per line. Passwords are asked without echo on a terminal;
+ * in a script they are the next lines of input.
  *
  * Exit codes: 0 after `/quit` or end of input, 1 for bad usage, a bad config or a refusal by
- * the server (NAME_IN_USE, BAD_KEY, a changed server key), 2 when the connection fails or the
- * server closes it.
+ * the server (NAME_IN_USE, BAD_KEY, LOGIN_BLOCKED, a changed server key, no password), 2 when
+ * the connection fails or the server closes it (also after an idle-timeout logout).
  *
  * @example
  * ```ts ignore
@@ -26,18 +29,21 @@ import {
   type ContentSigVariant,
   type KeyPair,
   type Transport,
+  usernameProblem,
   webSocketTransport,
 } from "../shared/mod.ts";
+import { ClientApp } from "./client_app.ts";
 import { type Clock, systemClock } from "./clock.ts";
 import { type CommandContext, defaultCommands, runCommandLine } from "./commands.ts";
 import { ConfigError, ConfigTrustStore, loadOrCreateConfig } from "./config.ts";
 import { type ClientEvent, formatEvent } from "./events.ts";
-import { ClientSession, HelloError, type Logger } from "./session.ts";
-import { readLines, syncWriter, TerminalUi, type Write } from "./terminal.ts";
+import { HelloError, type Logger } from "./session.ts";
+import { type Ask, readLines, syncWriter, TerminalUi, type Write } from "./terminal.ts";
 
 export type { ClientEvent } from "./events.ts";
 export { formatEvent } from "./events.ts";
-export { ClientSession, type ClientSessionOptions, HelloError } from "./session.ts";
+export { ClientSession, type ClientSessionOptions, HelloError, ServerError } from "./session.ts";
+export { ClientApp, type ClientAppOptions } from "./client_app.ts";
 export { type CommandSpec, CommandTable, defaultCommands } from "./commands.ts";
 export { ConfigError, loadOrCreateConfig } from "./config.ts";
 export { MemoryTrustStore, type ServerPin, type TrustStore } from "./trust_store.ts";
@@ -46,11 +52,13 @@ export { MemoryTrustStore, type ServerPin, type TrustStore } from "./trust_store
 export const CLIENT_USAGE: string = `Usage: socp client <config.json> [options]
 
 Connects to a SOCP v1.3 server as the user in <config.json> (created with a new identity
-and RSA-4096 key on first use).
+and RSA-4096 key on first use), or as a password account with --login.
 
 Options:
   --server <url>         ws:// or wss:// server URL (default: config "server", $SOCP_SERVER,
                          or ws://$SOCP_HOST:$SOCP_PORT, i.e. ws://127.0.0.1:8765)
+  --login <username>     log in to an account (asks for the password; in a script it is
+                         the first line of input); a new config then gets no local key
   --name <name>          set your display name (saved in the config)
   --downloads <dir>      where received files go (default: $SOCP_DOWNLOADS or
                          <config dir>/downloads/<user id>/)
@@ -58,7 +66,9 @@ Options:
   --json                 print every event as one JSON object per line
   --help                 show this help
 
-Commands: /list, /tell <user> <text>, /all <text>, /file <user|public> <path>, /help, /quit
+Commands: /list, /tell <user> <text>, /all <text>, /file <user|public> <path>,
+  /register <username>, /login <username>, /logout, /passwd, /delete-account,
+  /accounts <pattern>, /help, /quit
 Set SOCP_DEBUG=1 for debug output on stderr.`;
 
 /** Seams for tests; a real run needs none of them. */
@@ -81,6 +91,8 @@ export interface RunClientOptions {
   clock?: Clock;
   /** USER_HELLO_OK wait (ms). */
   helloTimeoutMs?: number;
+  /** Wait for each answer during a login (ms, default 10 s). */
+  loginTimeoutMs?: number;
 }
 
 class UsageError extends Error {
@@ -130,6 +142,7 @@ interface Parsed {
   configPath: string;
   server?: string;
   name?: string;
+  login?: string;
   downloads?: string;
   sigVariant?: ContentSigVariant;
   json: boolean;
@@ -147,6 +160,7 @@ function parse(args: string[]): Parsed {
       options: {
         server: { type: "string" },
         name: { type: "string" },
+        login: { type: "string" },
         downloads: { type: "string" },
         "sig-variant": { type: "string" },
         json: { type: "boolean", default: false },
@@ -167,6 +181,11 @@ function parse(args: string[]): Parsed {
   const out: Parsed = { configPath: positionals[0]!, json: values.json, help: false };
   if (values.server !== undefined) out.server = values.server;
   if (values.name !== undefined) out.name = values.name;
+  if (values.login !== undefined) {
+    const problem = usernameProblem(values.login);
+    if (problem) throw new UsageError(`--login: ${problem}`);
+    out.login = values.login;
+  }
   if (values.downloads !== undefined) out.downloads = values.downloads;
   const variant = values["sig-variant"];
   if (variant !== undefined) {
@@ -215,6 +234,7 @@ export async function runClient(args: string[], options: RunClientOptions = {}):
     loaded = await loadOrCreateConfig(parsed.configPath, {
       ...(parsed.name !== undefined ? { displayName: parsed.name } : {}),
       ...(options.generateKey ? { generate: options.generateKey } : {}),
+      ...(parsed.login !== undefined ? { noKey: true, account: parsed.login } : {}),
     });
     const fallback = `ws://${env("SOCP_HOST") || "127.0.0.1"}:${env("SOCP_PORT") || "8765"}`;
     serverUrl = normalizeServerUrl(
@@ -229,10 +249,11 @@ export async function runClient(args: string[], options: RunClientOptions = {}):
     return 1;
   }
   const { config } = loaded;
-  const downloadsDir = resolve(
-    parsed.downloads ?? (env("SOCP_DOWNLOADS") ||
-      join(dirname(loaded.path), "downloads", config.user_id)),
-  );
+  const downloadsFor = (userId: string): string =>
+    resolve(
+      parsed.downloads ?? (env("SOCP_DOWNLOADS") ||
+        join(dirname(loaded.path), "downloads", userId)),
+    );
 
   // Output
   const interactive = options.interactive ??
@@ -277,69 +298,60 @@ export async function runClient(args: string[], options: RunClientOptions = {}):
   if (loaded.created) {
     emit({
       event: "info",
-      text: `Created a new identity ${config.user_id} in ${loaded.path}`,
+      text: loaded.keys
+        ? `Created a new identity ${config.user_id} in ${loaded.path}`
+        : `Created ${loaded.path} for the account "${config.account}" (no local key)`,
     });
   }
 
-  // Connect
-  let transport: Transport;
-  try {
-    transport = await (options.connect ?? connectWebSocket)(serverUrl);
-  } catch (e) {
-    emit({ event: "error", code: "CONNECT", detail: (e as Error).message, source: "client" });
-    return 2;
-  }
+  // Input: in script mode commands and answers (passwords) are the lines of stdin, in order;
+  // on a terminal the line editor hands a line to a question being asked, else runs it.
+  const reader = (options.stdin ?? Deno.stdin.readable).getReader();
+  const lines = readLines(reader);
+  const stop = new AbortController();
+  let quitting = false;
+  const ask: Ask = ui ? (prompt, askOptions) => ui.ask(prompt, askOptions) : async () => {
+    if (quitting) return undefined;
+    const next = await lines.next();
+    return next.done ? undefined : next.value;
+  };
+
   const trust = new ConfigTrustStore(
     loaded,
     (e) => emit({ event: "warn", text: `Could not save pinned keys: ${e.message}` }),
   );
-  const session = new ClientSession({
-    transport,
-    identity: { userId: config.user_id, displayName: config.display_name, keys: loaded.keys },
-    serverUrl,
+  const app = new ClientApp({
+    loaded,
     trust,
-    downloadsDir,
-    onEvent: emit,
-    sigVariant: parsed.sigVariant ?? config.sig_variant ?? "A",
-    clock,
+    serverUrl,
+    connect: options.connect ?? connectWebSocket,
+    emit,
+    ask,
     log,
-    configPath: loaded.path,
+    clock,
+    sigVariant: parsed.sigVariant ?? config.sig_variant ?? "A",
+    downloadsDir: downloadsFor,
+    displayNameGiven: parsed.name !== undefined,
+    ...(options.generateKey ? { generateKey: options.generateKey } : {}),
     ...(options.helloTimeoutMs !== undefined ? { helloTimeoutMs: options.helloTimeoutMs } : {}),
+    ...(options.loginTimeoutMs !== undefined ? { loginTimeoutMs: options.loginTimeoutMs } : {}),
   });
-  try {
-    await session.start();
-  } catch (e) {
-    const code = e instanceof HelloError ? e.code : "HELLO";
-    const source = e instanceof HelloError && e.fromServer ? "server" : "client";
-    emit({ event: "error", code, detail: (e as Error).message, source });
-    await session.quit();
-    return e instanceof HelloError ? e.exitCode : 2;
-  }
-
-  // Commands
-  const stop = new AbortController();
-  let quitting = false;
   const ctx: CommandContext = {
-    session,
+    session: app,
     emit,
     commands: defaultCommands(),
     signal: stop.signal,
     quit(): void {
       quitting = true;
       stop.abort();
+      ui?.cancelAll();
     },
   };
-  const reader = (options.stdin ?? Deno.stdin.readable).getReader();
+
+  const started = Promise.withResolvers<boolean>();
   const inflight = new Set<Promise<void>>();
-  const input = (async (): Promise<void> => {
-    if (!ui) {
-      // Script mode: one command at a time, in order; end of input means quit.
-      for await (const line of readLines(reader)) {
-        await runCommandLine(ctx, line);
-        if (quitting) break;
-      }
-      return;
-    }
+  const terminalInput = async (): Promise<void> => {
+    if (!ui) return;
     const decoder = new TextDecoder();
     const raw = options.stdin === undefined;
     if (raw) Deno.stdin.setRaw(true);
@@ -350,47 +362,92 @@ export async function runClient(args: string[], options: RunClientOptions = {}):
         if (done) break;
         for (const action of ui.editor.feed(decoder.decode(value, { stream: true }))) {
           if (action.kind === "quit") {
+            if (ui.cancel()) continue; // Ctrl-C at a password prompt cancels the question
             ctx.quit();
             break;
           }
+          if (ui.answer(action.text)) continue;
           ui.echo(action.text);
-          const running: Promise<void> = runCommandLine(ctx, action.text).finally(() =>
-            inflight.delete(running)
-          );
+          const running: Promise<void> = started.promise
+            .then((ok) => (ok ? runCommandLine(ctx, action.text) : undefined))
+            .finally(() => inflight.delete(running));
           inflight.add(running);
           if (quitting) break;
         }
         ui.redraw();
       }
     } finally {
+      ui.cancelAll();
       ui.deactivate();
       if (raw) Deno.stdin.setRaw(false);
+    }
+  };
+  const terminal = terminalInput();
+
+  const cleanUp = async (): Promise<void> => {
+    quitting = true;
+    stop.abort();
+    ui?.cancelAll();
+    await reader.cancel().catch(() => {});
+    await terminal.catch(() => {});
+    await Promise.allSettled(inflight);
+    ui?.deactivate();
+    await app.quit();
+  };
+
+  // Connect: as an account (--login, or a config that only remembers an account), else as
+  // the local identity.
+  const loginName = parsed.login ?? (loaded.keys ? undefined : config.account);
+  try {
+    if (loginName !== undefined) await app.startLogin(loginName);
+    else await app.startLocal();
+  } catch (e) {
+    started.resolve(false);
+    if (e instanceof HelloError) {
+      emit({
+        event: "error",
+        code: e.code,
+        detail: e.message,
+        source: e.fromServer ? "server" : "client",
+      });
+    } else if (e instanceof ConfigError) {
+      emit({ event: "error", code: "CONFIG", detail: e.message, source: "client" });
+    } else {
+      emit({ event: "error", code: "HELLO", detail: (e as Error).message, source: "client" });
+    }
+    await cleanUp();
+    return e instanceof HelloError ? e.exitCode : e instanceof ConfigError ? 1 : 2;
+  }
+  started.resolve(true);
+
+  // Commands
+  const input = ui ? terminal : (async (): Promise<void> => {
+    // Script mode: one command at a time, in order; end of input means quit.
+    for (;;) {
+      const next = await lines.next();
+      if (next.done) break;
+      await runCommandLine(ctx, next.value);
+      if (quitting) break;
     }
   })();
 
   const first = await Promise.race([
     input.then(() => "input" as const, () => "input" as const),
-    session.closed.then((end) => end),
+    app.ended,
   ]);
-  if (first !== "input" && !first.byUs) {
+  if (first !== "input") {
     emit({
       event: "error",
       code: "CONNECTION_CLOSED",
       detail: `connection closed (${first.code})${first.reason ? `: ${first.reason}` : ""}`,
       source: "client",
     });
-    ctx.quit();
-    await reader.cancel().catch(() => {});
+    await cleanUp();
     await input.catch(() => {});
-    await Promise.allSettled(inflight);
-    ui?.deactivate();
-    await session.quit();
     return 2;
   }
   stop.abort();
   await Promise.allSettled(inflight);
-  await session.quit();
-  await reader.cancel().catch(() => {});
-  await input.catch(() => {});
+  await cleanUp();
   return 0;
 }

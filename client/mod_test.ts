@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { encodePublicKey, memoryTransportPair, type Transport } from "../shared/mod.ts";
+import { FakeAccountServer } from "./_fake_account_server.ts";
 import { FakeServer, fixtureKeyPair, IDS, within } from "./_test_util.ts";
 import { normalizeServerUrl, runClient, type RunClientOptions } from "./mod.ts";
 
@@ -225,4 +226,156 @@ Deno.test("runClient() handles --help, bad options and a corrupt config", async 
 Deno.test("normalizeServerUrl() drops a bare trailing slash", () => {
   assert.equal(normalizeServerUrl("ws://127.0.0.1:8765/"), "ws://127.0.0.1:8765");
   assert.equal(normalizeServerUrl("WSS://Example.org/chat"), "wss://example.org/chat");
+});
+
+async function runAccounts(
+  args: string[],
+  lines: string[],
+  setup: (server: FakeAccountServer) => Promise<void> = () => Promise.resolve(),
+) {
+  const dir = await Deno.makeTempDir({ prefix: "socp_mod_test_" });
+  const server = await FakeAccountServer.create();
+  await setup(server);
+  let out = "";
+  let err = "";
+  try {
+    const code = await within(
+      runClient([join(dir, "me.json"), "--server", "ws://test.invalid:9", ...args], {
+        env: () => undefined,
+        stdin: input(lines.map((l) => l + "\n")),
+        write: (t) => (out += t),
+        writeErr: (t) => (err += t),
+        interactive: false,
+        connect: server.connect,
+        generateKey: generate,
+      }),
+      15_000,
+      "runClient",
+    );
+    await server.close();
+    const config = JSON.parse(await Deno.readTextFile(join(dir, "me.json")));
+    const files = [...Deno.readDirSync(dir)].map((e) => e.name).sort();
+    return { code, out, err, lines: out.split("\n").filter((l) => l), config, files, server };
+  } finally {
+    await server.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("runClient() --login takes the password from the next input line and keeps no key", async () => {
+  const r = await runAccounts(["--login", "alice"], [
+    "wrong",
+    "pw",
+    "/accounts *",
+    "/accounts [a-",
+    "/logout",
+    "/list",
+    "/quit",
+  ], async (s) => void await s.addAccount("Alice", IDS.alice, await generate(), "pw"));
+  assert.equal(r.code, 0, r.out + r.err);
+  const expect = [
+    /^\[info\] Created .*me\.json for the account "alice" \(no local key\)$/,
+    /^\[error\] BAD_PASSWORD: Wrong username or password \(2 left\)$/,
+    new RegExp(
+      `^\\[ready\\] connected as alice \\(${IDS.alice}\\) to ws://test\\.invalid:9 \\(account "Alice"\\)$`,
+    ),
+    /^\[info\] logged in to account "Alice"$/,
+    /^\[accounts\] 1 matching "\*": Alice \(online\)$/,
+    /^\[error\] BAD_REQUEST: Malformed pattern "\[a-": "\[" is never closed$/,
+    /^\[info\] logged out; \/login <username> or \/quit$/,
+    /^\[error\] Not logged in; \/login <username> or \/quit$/,
+  ];
+  for (const re of expect) assert.ok(r.lines.some((l) => re.test(l)), `${re} in\n${r.out}`);
+  assert.equal(r.lines.length, expect.length + 1, r.out); // + the server pin line
+  assert.deepEqual(r.files, ["me.json"], "no key file for an account login");
+  assert.equal(r.config.account, "Alice");
+  assert.equal(r.config.user_id, undefined);
+  assert.ok(!r.out.includes("pw"), "the password is never printed");
+});
+
+Deno.test("runClient() --login exits 1 when blocked or when no password comes", async () => {
+  const blocked = await runAccounts(["--login", "alice", "--json"], ["a", "b", "c", "pw"], async (
+    s,
+  ) => void await s.addAccount("alice", IDS.alice, await generate(), "pw"));
+  assert.equal(blocked.code, 1);
+  const last = JSON.parse(blocked.lines.at(-1)!);
+  assert.equal(last.event, "error");
+  assert.equal(last.code, "LOGIN_BLOCKED");
+  assert.match(last.detail, /blocked for 9 seconds/);
+  const none = await runAccounts(["--login", "alice"], []);
+  assert.equal(none.code, 1);
+  assert.match(none.lines.at(-1)!, /^\[error\] No password given for "alice"; not logged in$/);
+  const bad = await runAccounts(["--login", "a b"], []).catch((e) => e);
+  assert.ok(bad instanceof Error, "no config is written for a bad --login");
+});
+
+Deno.test("runClient() /register in a script reads the password twice from the next lines", async () => {
+  const r = await runAccounts(["--json"], ["/register alice", "pw", "pw", "/tell alice hi"]);
+  assert.equal(r.code, 0, r.out + r.err);
+  const events = r.lines.map((l) => JSON.parse(l));
+  const registered = events.find((e) => e.event === "account");
+  assert.deepEqual(registered, {
+    event: "account",
+    action: "registered",
+    username: "alice",
+    user_id: r.config.user_id,
+  });
+  assert.equal(r.config.account, "alice");
+  assert.deepEqual(r.files, ["me.json", "me.key.pem"]);
+  assert.ok(r.server.accounts.has("alice"));
+});
+
+Deno.test("runClient() on a terminal asks for the password on the prompt line without echo", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "socp_mod_test_" });
+  const server = await FakeAccountServer.create();
+  await server.addAccount("alice", IDS.alice, await generate(), "hunter2");
+  let out = "";
+  const listeners = new Set<() => void>();
+  const typed = new TransformStream<Uint8Array, Uint8Array>();
+  const keys = typed.writable.getWriter();
+  try {
+    const run = runClient([
+      join(dir, "a.json"),
+      "--server",
+      "ws://test.invalid:9",
+      "--login",
+      "alice",
+    ], {
+      env: () => undefined,
+      stdin: typed.readable,
+      write: (t) => {
+        out += t;
+        for (const listener of [...listeners]) listener();
+      },
+      writeErr: () => {},
+      interactive: true,
+      connect: server.connect,
+    });
+    const until = (text: string) =>
+      within(
+        new Promise<void>((resolve) => {
+          const check = () => {
+            if (!out.includes(text)) return;
+            listeners.delete(check);
+            resolve();
+          };
+          listeners.add(check);
+          check();
+        }),
+        5000,
+        `"${text}" in the output`,
+      );
+    await until("Password for alice: ");
+    await keys.write(enc.encode("hunter2\r"));
+    await until("[ready] connected as alice");
+    await keys.write(enc.encode("/accounts al*\r"));
+    await until('[accounts] 1 matching "al*":\r\n  alice (online)');
+    await keys.write(enc.encode("\x03"));
+    assert.equal(await within(run, 10_000, "runClient"), 0);
+    assert.ok(!out.includes("hunter2"), "the password is never echoed");
+  } finally {
+    await keys.close().catch(() => {});
+    await server.close();
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -8,6 +8,7 @@
  */
 
 import {
+  type AccountEntry,
   type ContentFields,
   type ContentSigVariant,
   decodeBase64Url,
@@ -32,6 +33,7 @@ import {
   signedEnvelope,
   splitForOaep,
   type Transport,
+  usernameProblem,
   verifyContent,
   verifyEnvelope,
 } from "../shared/mod.ts";
@@ -64,6 +66,8 @@ export interface Identity {
   displayName: string;
   /** The user's RSA-4096 key pair. */
   keys: KeyPair;
+  /** The account name, when the identity came from an account login. */
+  account?: string;
 }
 
 /** Debug output (enabled with `SOCP_DEBUG=1`). */
@@ -99,6 +103,18 @@ export class CommandError extends Error {
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = "CommandError";
+  }
+}
+
+/** The server refused a command with an ERROR frame; `code` is its code. */
+export class ServerError extends CommandError {
+  /** The SOCP error code. */
+  readonly code: string;
+  /** Creates the error. */
+  constructor(code: string, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "ServerError";
+    this.code = code;
   }
 }
 
@@ -151,7 +167,31 @@ interface Presence {
 interface Waiter {
   match(frame: Frame): boolean;
   resolve(frame: Frame | undefined): void;
+  /** A matching ERROR is the answer to this request: it is not reported as an event too. */
+  claim?: boolean;
 }
+
+/** Watches for ACK QUEUED frames about one recipient while a send is in progress. */
+interface QueueWatch {
+  userId: string;
+  acks: number;
+}
+
+/** ERROR codes that answer an account request (REGISTER, PASSWD, DELETE_ACCOUNT). */
+const ACCOUNT_ERRORS: ReadonlySet<string> = new Set([
+  "NAME_IN_USE",
+  "BAD_REQUEST",
+  "BAD_PASSWORD",
+  "LOGIN_BLOCKED",
+  "NOT_LOGGED_IN",
+  "USER_NOT_FOUND",
+  "UNKNOWN_TYPE",
+  "BAD_FRAME",
+  "INTERNAL_ERROR",
+]);
+
+/** How long an account request may wait for its answer. */
+const ACCOUNT_TIMEOUT_MS = 10_000;
 
 type State = "new" | "hello" | "ready" | "failed" | "closing" | "closed";
 
@@ -219,16 +259,17 @@ export class ClientSession implements AsyncDisposable {
   #chain: Promise<void> = Promise.resolve();
   #loop: Promise<void> | undefined;
   #byUs = false;
+  #queueWatches: Set<QueueWatch> = new Set();
   #unflushed = 0;
   #ops: AbortController = new AbortController();
 
-  /** Resolves when the connection has closed. */
+  /** Resolves when the connection has closed and every frame received before was handled. */
   readonly closed: Promise<SessionEnd>;
 
   /** Creates a session; nothing is sent until {@linkcode ClientSession.start}. */
   constructor(options: ClientSessionOptions) {
     this.#t = options.transport;
-    this.#me = options.identity;
+    this.#me = { ...options.identity };
     this.#myPub = encodePublicKey(options.identity.keys.publicKey);
     this.#url = options.serverUrl;
     this.#trust = options.trust;
@@ -253,7 +294,12 @@ export class ClientSession implements AsyncDisposable {
           percent,
         }),
     });
-    this.closed = this.#t.closed.then((info) => ({ ...info, byUs: this.#byUs }));
+    // Resolved once every frame that arrived before the close was handled (an ERROR that
+    // explains the close is reported before the close itself).
+    this.closed = this.#t.closed.then(async (info) => {
+      await this.#loop;
+      return { ...info, byUs: this.#byUs };
+    });
   }
 
   /** The user's id. */
@@ -269,6 +315,16 @@ export class ClientSession implements AsyncDisposable {
   /** True when the server key is pinned and every frame's signature is checked. */
   get pinned(): boolean {
     return this.#serverKey !== undefined;
+  }
+
+  /** The account name this session was logged in with, if any. */
+  get account(): string | undefined {
+    return this.#me.account;
+  }
+
+  /** True once the server accepted the hello and until the connection closes. */
+  get ready(): boolean {
+    return this.#state === "ready";
   }
 
   /** The public-channel key version last unwrapped, if any. */
@@ -376,14 +432,115 @@ export class ClientSession implements AsyncDisposable {
     return undefined;
   }
 
-  /** Like {@linkcode resolveUser}, refreshing the list once when nobody matches. */
+  /**
+   * Like {@linkcode resolveUser}, refreshing the list once when nobody matches; then, for a
+   * user who is not online, looks the text up as an account name (ACCOUNTS_REQUEST), so DMs
+   * and files can go to offline account holders (the server queues them).
+   */
   async findUser(text: string): Promise<string> {
     const found = this.resolveUser(text);
     if (found) return found;
     await this.list();
     const again = this.resolveUser(text);
     if (again) return again;
-    throw new CommandError(`Unknown user "${text}"; /list shows who is online`);
+    const byAccount = await this.#findAccount(text.trim());
+    if (byAccount) return byAccount;
+    throw new CommandError(
+      `Unknown user "${text}"; /list shows who is online, /accounts <pattern> lists accounts`,
+    );
+  }
+
+  async #findAccount(name: string): Promise<string | undefined> {
+    // Account names hold no glob characters, so the name itself is an exact pattern.
+    if (usernameProblem(name) !== undefined) return undefined;
+    let accounts: AccountEntry[];
+    try {
+      accounts = await this.accounts(name);
+    } catch (e) {
+      this.#log.debug(`account lookup of "${name}" failed: ${message(e)}`);
+      return undefined;
+    }
+    const lower = name.toLowerCase();
+    const hit = accounts.find((a) => a.username.toLowerCase() === lower);
+    if (!hit) return undefined;
+    if (!this.#names.has(hit.user_id)) this.#names.set(hit.user_id, hit.username);
+    return hit.user_id;
+  }
+
+  /**
+   * `/accounts`: account names matching a glob (`*`, `?`, `[...]`) or `/regex/`. Throws
+   * {@linkcode ServerError} (BAD_REQUEST) for a malformed pattern.
+   */
+  async accounts(pattern: string): Promise<AccountEntry[]> {
+    this.#requireReady();
+    const reply = await this.#request(
+      "ACCOUNTS_REQUEST",
+      { pattern },
+      (f) =>
+        (f.type === "ACCOUNTS_RESPONSE" && f.p.pattern === pattern) ||
+        (f.type === "ERROR" && (f.p.code === "BAD_REQUEST" || f.p.code === "UNKNOWN_TYPE")),
+      { claim: true },
+    );
+    return accountsAnswer(reply);
+  }
+
+  /** REGISTER: makes this identity an account; resolves on `ACK REGISTER_OK`. */
+  async register(username: string, privkeyStore: JsonObject, verifier: string): Promise<void> {
+    await this.#accountRequest("REGISTER", {
+      username,
+      privkey_store: privkeyStore,
+      verifier,
+    }, "REGISTER_OK");
+    this.#me.account = username;
+  }
+
+  /** PASSWD: replaces the stored key blob and verifier; resolves on `ACK PASSWD_OK`. */
+  async passwd(authKey: string, privkeyStore: JsonObject, verifier: string): Promise<void> {
+    await this.#accountRequest("PASSWD", {
+      auth_key: authKey,
+      privkey_store: privkeyStore,
+      verifier,
+    }, "PASSWD_OK");
+  }
+
+  /**
+   * DELETE_ACCOUNT: resolves on `ACK DELETE_OK` (with the deleted name); the server then
+   * closes the connection, which counts as closed by us.
+   */
+  async deleteAccount(authKey: string): Promise<string | undefined> {
+    this.#byUs = true;
+    try {
+      const ack = await this.#accountRequest("DELETE_ACCOUNT", { auth_key: authKey }, "DELETE_OK");
+      const name = ack.env.payload["username"];
+      delete this.#me.account;
+      return typeof name === "string" ? name : undefined;
+    } catch (e) {
+      this.#byUs = false;
+      throw e;
+    }
+  }
+
+  async #accountRequest(type: string, payload: JsonObject, okRef: string): Promise<Frame> {
+    this.#requireReady();
+    const reply = await this.#request(
+      type,
+      payload,
+      (f) =>
+        (f.type === "ACK" && f.p.msg_ref === okRef) ||
+        (f.type === "ERROR" && ACCOUNT_ERRORS.has(f.p.code)),
+      { claim: true, timeoutMs: ACCOUNT_TIMEOUT_MS },
+    );
+    if (reply === undefined) {
+      throw new CommandError(
+        this.#state === "ready"
+          ? `The server did not answer the ${type} request`
+          : `No answer to ${type}: the connection closed`,
+      );
+    }
+    if (reply.type === "ERROR") {
+      throw new ServerError(reply.p.code, reply.p.detail || `${type} refused`);
+    }
+    return reply;
   }
 
   /** `/tell`: sends `text` as one or more MSG_DIRECT frames. */
@@ -393,17 +550,49 @@ export class ClientSession implements AsyncDisposable {
     const to = await this.findUser(target);
     const key = await this.#keyFor(to);
     const pieces = splitForOaep(text);
-    for (const piece of pieces) {
-      await this.#sendContent("MSG_DIRECT", to, key, piece, {});
+    const watch = this.#watchQueue(to);
+    try {
+      for (const piece of pieces) {
+        await this.#sendContent("MSG_DIRECT", to, key, piece, {});
+      }
+      // For a user who is not online, wait for the server's verdict (ACK QUEUED or an error),
+      // so the user hears once per message that it was queued.
+      if (watch) await this.#barrier();
+      this.#emit({
+        event: "sent",
+        kind: "dm",
+        to,
+        to_name: this.#nameOf(to),
+        recipients: 1,
+        parts: pieces.length,
+      });
+      if (watch && watch.acks > 0) {
+        this.#emit({ event: "queued", kind: "dm", to, to_name: this.#nameOf(to) });
+      }
+    } finally {
+      if (watch) this.#queueWatches.delete(watch);
     }
-    this.#emit({
-      event: "sent",
-      kind: "dm",
-      to,
-      to_name: this.#nameOf(to),
-      recipients: 1,
-      parts: pieces.length,
-    });
+  }
+
+  /** Starts counting ACK QUEUED for a recipient who is not online (undefined if online). */
+  #watchQueue(userId: string): QueueWatch | undefined {
+    if (userId === this.#me.userId || this.#online.has(userId)) return undefined;
+    const watch = { userId, acks: 0 };
+    this.#queueWatches.add(watch);
+    return watch;
+  }
+
+  #onQueued(payload: JsonObject): void {
+    const userId = typeof payload["user_id"] === "string" ? payload["user_id"] : "";
+    let watched = false;
+    for (const w of this.#queueWatches) {
+      if (w.userId === userId) {
+        w.acks++;
+        watched = true;
+      }
+    }
+    if (watched) return;
+    this.#emit({ event: "queued", kind: "message", to: userId, to_name: this.#nameOf(userId) });
   }
 
   /** `/all`: sends `text` to every other online user, encrypted for each. */
@@ -477,42 +666,56 @@ export class ClientSession implements AsyncDisposable {
     };
     let chunks = 0;
     let sent = 0;
-    for (const [i, to] of recipients.entries()) {
-      let key: PublicKey;
-      try {
-        key = await this.#keyFor(to);
-      } catch (e) {
-        if (!isPublic) throw e;
-        this.#warn(`File not sent to ${this.#who(to)}: ${message(e)}`);
-        continue;
+    const watch = isPublic ? undefined : this.#watchQueue(recipients[0]!);
+    try {
+      for (const [i, to] of recipients.entries()) {
+        let key: PublicKey;
+        try {
+          key = await this.#keyFor(to);
+        } catch (e) {
+          if (!isPublic) throw e;
+          this.#warn(`File not sent to ${this.#who(to)}: ${message(e)}`);
+          continue;
+        }
+        chunks = await sendFileFrames({
+          file,
+          key,
+          mode: isPublic ? "public" : "dm",
+          signal: abort,
+          send: (type, payload) => this.#sendFrame(type, to, payload, abort),
+          onProgress: (bytes) => progress(i * file.data.length + bytes),
+        });
+        sent++;
       }
-      chunks = await sendFileFrames({
-        file,
-        key,
-        mode: isPublic ? "public" : "dm",
-        signal: abort,
-        send: (type, payload) => this.#sendFrame(type, to, payload, abort),
-        onProgress: (bytes) => progress(i * file.data.length + bytes),
+      if (sent === 0) throw new CommandError("The file reached nobody");
+      // Report it sent once the server has taken every chunk (and said so by answering).
+      if (!(await this.#barrier())) {
+        this.#warn(`The server did not confirm that it took all of "${file.name}"`);
+      }
+      progress(total);
+      const to = isPublic ? "public" : recipients[0]!;
+      this.#emit({
+        event: "sent",
+        kind: "file",
+        to,
+        to_name: isPublic ? "public" : this.#nameOf(to),
+        recipients: sent,
+        parts: chunks,
+        name: file.name,
+        size: file.data.length,
       });
-      sent++;
+      if (watch && watch.acks > 0) {
+        this.#emit({
+          event: "queued",
+          kind: "file",
+          to,
+          to_name: this.#nameOf(to),
+          name: file.name,
+        });
+      }
+    } finally {
+      if (watch) this.#queueWatches.delete(watch);
     }
-    if (sent === 0) throw new CommandError("The file reached nobody");
-    // Report it sent once the server has taken every chunk (and said so by answering).
-    if (!(await this.#barrier())) {
-      this.#warn(`The server did not confirm that it took all of "${file.name}"`);
-    }
-    progress(total);
-    const to = isPublic ? "public" : recipients[0]!;
-    this.#emit({
-      event: "sent",
-      kind: "file",
-      to,
-      to_name: isPublic ? "public" : this.#nameOf(to),
-      recipients: sent,
-      parts: chunks,
-      name: file.name,
-      size: file.data.length,
-    });
   }
 
   /**
@@ -721,6 +924,7 @@ export class ClientSession implements AsyncDisposable {
       display_name: this.#me.displayName,
       server: this.#url,
       pinned: this.#serverKey !== undefined,
+      ...(this.#me.account !== undefined ? { account: this.#me.account } : {}),
     });
     if (!this.#serverKey) {
       this.#warn(
@@ -754,12 +958,12 @@ export class ClientSession implements AsyncDisposable {
       return;
     }
     this.#log.debug(`<- ${env.type} from ${env.from}`);
-    await this.#dispatch(frame);
-    for (const w of this.#waiters) {
-      if (w.match(frame)) {
-        this.#waiters.delete(w);
-        w.resolve(frame);
-      }
+    const answered = [...this.#waiters].filter((w) => w.match(frame));
+    const claimed = frame.type === "ERROR" && answered.some((w) => w.claim === true);
+    if (!claimed) await this.#dispatch(frame);
+    for (const w of answered) {
+      this.#waiters.delete(w);
+      w.resolve(frame);
     }
   }
 
@@ -871,6 +1075,8 @@ export class ClientSession implements AsyncDisposable {
         });
         return;
       case "ACK":
+        if (frame.p.msg_ref === "QUEUED") return this.#onQueued(env.payload);
+        return this.#log.debug(`ACK ${frame.p.msg_ref ?? ""}`);
       case "HEARTBEAT":
       case "CTRL_CLOSE":
       case "USER_HELLO":
@@ -883,7 +1089,8 @@ export class ClientSession implements AsyncDisposable {
       case "SERVER_WELCOME":
       case "SERVER_DELIVER":
         return this.#log.debug(`ignoring ${frame.type}`);
-      // Account frames: the account commands (/register, /login...) will handle these.
+      // Account frames: answers are taken by the waiting request (see #request); the login
+      // frames only come before USER_HELLO (client/login.ts).
       case "REGISTER":
       case "LOGIN_START":
       case "LOGIN_PARAMS":
@@ -894,7 +1101,7 @@ export class ClientSession implements AsyncDisposable {
       case "ACCOUNTS_REQUEST":
       case "ACCOUNTS_RESPONSE":
       case "DIRECTORY_UPDATE":
-        return this.#log.debug(`ignoring ${frame.type} (account frames are not handled yet)`);
+        return this.#log.debug(`ignoring ${frame.type}`);
       default: {
         const never: never = frame;
         this.#log.debug(`unhandled frame ${(never as Frame).type}`);
@@ -1211,7 +1418,7 @@ export class ClientSession implements AsyncDisposable {
       (f) =>
         (f.type === "PUBKEY_RESPONSE" && f.p.user_id === me) ||
         (f.type === "ERROR" && (f.p.code === "UNKNOWN_TYPE" || f.p.code === "USER_NOT_FOUND")),
-      Math.min(600_000, this.#requestTimeoutMs + 20 * pending),
+      { timeoutMs: Math.min(600_000, this.#requestTimeoutMs + 20 * pending) },
     );
     return reply !== undefined;
   }
@@ -1232,11 +1439,15 @@ export class ClientSession implements AsyncDisposable {
     type: string,
     payload: JsonObject,
     match: (frame: Frame) => boolean,
-    timeoutMs: number = this.#requestTimeoutMs,
+    options: { timeoutMs?: number; claim?: boolean } = {},
   ): Promise<Frame | undefined> {
     if (this.#state !== "ready") return undefined;
+    const timeoutMs = options.timeoutMs ?? this.#requestTimeoutMs;
     let waiter!: Waiter;
-    const reply = new Promise<Frame | undefined>((resolve) => (waiter = { match, resolve }));
+    const reply = new Promise<Frame | undefined>((resolve) => {
+      waiter = { match, resolve };
+      if (options.claim) waiter.claim = true;
+    });
     this.#waiters.add(waiter);
     const stop = new AbortController();
     const timer = this.#clock.sleep(timeoutMs, stop.signal).then(() => {
@@ -1301,4 +1512,22 @@ export class ClientSession implements AsyncDisposable {
     }
     return false;
   }
+}
+
+/**
+ * The accounts of an ACCOUNTS_REQUEST answer (from a session or a connection before
+ * USER_HELLO); throws {@linkcode ServerError} for an ERROR answer, CommandError for none.
+ */
+export function accountsAnswer(reply: Frame | undefined): AccountEntry[] {
+  if (reply === undefined) throw new CommandError("The server did not answer the account query");
+  if (reply.type === "ERROR") {
+    if (reply.p.code === "UNKNOWN_TYPE") {
+      throw new ServerError(reply.p.code, "This server does not support accounts");
+    }
+    throw new ServerError(reply.p.code, reply.p.detail || "Account query refused");
+  }
+  if (reply.type !== "ACCOUNTS_RESPONSE") {
+    throw new CommandError(`Unexpected ${reply.type} in answer to the account query`);
+  }
+  return reply.p.accounts;
 }

@@ -10,6 +10,18 @@
 /** Writes text somewhere (stdout, stderr, a test buffer). */
 export type Write = (text: string) => void;
 
+/** Options of one question. */
+export interface AskOptions {
+  /** Do not show what is typed (passwords). */
+  secret?: boolean;
+}
+
+/**
+ * Asks the user something (a password); resolves `undefined` when no answer can come (end of
+ * input, or Ctrl-C on a terminal).
+ */
+export type Ask = (prompt: string, options?: AskOptions) => Promise<string | undefined>;
+
 const encoder = new TextEncoder();
 
 /**
@@ -53,6 +65,11 @@ export class LineEditor {
   /** The text typed so far. */
   get text(): string {
     return this.#chars.join("");
+  }
+
+  /** Replaces the typed text (to set a line aside while a question is asked). */
+  set text(value: string) {
+    this.#chars = [...value].slice(0, MAX_INPUT);
   }
 
   /** Processes typed input and returns the completed lines and quit requests, in order. */
@@ -122,7 +139,8 @@ export class LineEditor {
    * The prompt line as it should look in `columns` columns: the prompt (and status) followed by
    * the end of the input when it is too long to fit.
    */
-  render(prompt: string, columns: number): string {
+  render(prompt: string, columns: number, options: { hidden?: boolean } = {}): string {
+    if (options.hidden) return prompt;
     const room = Math.max(8, columns - [...prompt].length - 1);
     const chars = this.#chars;
     const visible = chars.length <= room ? chars.join("") : "…" + chars.slice(-(room - 1)).join("");
@@ -142,12 +160,24 @@ export interface TerminalUiOptions {
   prompt?: string;
 }
 
-/** Draws the prompt line and prints messages above it. */
+interface Question {
+  prompt: string;
+  secret: boolean;
+  resolve(answer: string | undefined): void;
+}
+
+/**
+ * Draws the prompt line and prints messages above it. {@linkcode TerminalUi.ask} turns the
+ * prompt line into a question (a password prompt shows nothing of what is typed) until the
+ * input loop hands it the next line ({@linkcode TerminalUi.answer}).
+ */
 export class TerminalUi {
   #o: TerminalUiOptions;
   #editor: LineEditor = new LineEditor();
   #status: string | undefined;
   #active = false;
+  #questions: Question[] = [];
+  #setAside: string | undefined;
 
   /** Creates the UI (nothing is drawn until {@linkcode TerminalUi.activate}). */
   constructor(options: TerminalUiOptions) {
@@ -205,9 +235,63 @@ export class TerminalUi {
     if (this.#active) this.#o.write(CLEAR_LINE + this.#line());
   }
 
+  /**
+   * Asks a question on the prompt line; the next line typed is the answer. With `secret`
+   * nothing typed is shown. Questions asked at once are asked one after the other.
+   */
+  ask(prompt: string, options: AskOptions = {}): Promise<string | undefined> {
+    return new Promise((resolve) => {
+      this.#questions.push({ prompt, secret: options.secret === true, resolve });
+      if (this.#questions.length === 1) {
+        this.#setAside = this.#editor.text;
+        this.#editor.text = "";
+      }
+      this.redraw();
+    });
+  }
+
+  /** True while a question waits for its answer. */
+  get asking(): boolean {
+    return this.#questions.length > 0;
+  }
+
+  /** Hands a typed line to the question being asked; false when none is. */
+  answer(text: string): boolean {
+    const q = this.#questions.shift();
+    if (!q) return false;
+    if (this.#active) this.#o.write(CLEAR_LINE + q.prompt + (q.secret ? "" : text) + "\r\n");
+    this.#afterQuestion();
+    q.resolve(text);
+    return true;
+  }
+
+  /** Cancels the question being asked (Ctrl-C); false when none is. */
+  cancel(): boolean {
+    const q = this.#questions.shift();
+    if (!q) return false;
+    if (this.#active) this.#o.write(CLEAR_LINE + q.prompt + "^C\r\n");
+    this.#afterQuestion();
+    q.resolve(undefined);
+    return true;
+  }
+
+  /** Cancels every question (when input ends). */
+  cancelAll(): void {
+    while (this.cancel()) { /* next */ }
+  }
+
+  #afterQuestion(): void {
+    if (this.#questions.length === 0 && this.#setAside !== undefined) {
+      this.#editor.text = this.#setAside;
+      this.#setAside = undefined;
+    }
+    this.redraw();
+  }
+
   #line(): string {
-    const prompt = (this.#status ? `${this.#status} ` : "") + (this.#o.prompt ?? "> ");
-    return this.#editor.render(prompt, this.#o.columns());
+    const q = this.#questions[0];
+    const prompt = (this.#status ? `${this.#status} ` : "") + (q?.prompt ?? this.#o.prompt ?? "> ");
+    return this.#editor.render(prompt, this.#o.columns(), { hidden: q?.secret === true });
   }
 }
 

@@ -59,3 +59,29 @@ Deno.test("readLines() splits on LF and CRLF across chunks and keeps a last part
   for await (const line of readLines(stream.getReader())) lines.push(line);
   assert.deepEqual(lines, ["/list", "/tell bob hé", "last"]);
 });
+
+Deno.test("TerminalUi.ask() hides a secret answer, then restores the line being typed", async () => {
+  let out = "";
+  const ui = new TerminalUi({ write: (t) => (out += t), writeErr: () => {}, columns: () => 80 });
+  ui.activate();
+  ui.editor.feed("/tell bo");
+  out = "";
+  const answer = ui.ask("Password for alice: ", { secret: true });
+  assert.equal(ui.asking, true);
+  assert.equal(out, "\r\x1b[2KPassword for alice: ");
+  const actions = ui.editor.feed("hunter2\r");
+  out = "";
+  ui.print("[dm] bob (22222222): hi");
+  assert.ok(!out.includes("hunter2"), "nothing typed is shown");
+  assert.deepEqual(actions, [{ kind: "line", text: "hunter2" }]);
+  out = "";
+  assert.equal(ui.answer("hunter2"), true);
+  assert.equal(await answer, "hunter2");
+  assert.ok(!out.includes("hunter2"), out);
+  assert.ok(out.endsWith("> /tell bo"), out);
+  assert.equal(ui.answer("/list"), false, "no question pending: a normal line");
+  const cancelled = ui.ask("Password: ", { secret: true });
+  assert.equal(ui.cancel(), true);
+  assert.equal(await cancelled, undefined);
+  ui.deactivate();
+});

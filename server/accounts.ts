@@ -424,21 +424,33 @@ export class Accounts {
     if (current && !supersedes(incoming, current)) return false;
     if (incoming.pubkey === "" || incoming.user_id === "") return false;
     let record = incoming;
-    if (record.username && !record.deleted) {
-      const holder = await store.getUserByName(record.username);
-      if (holder && holder.user_id !== record.user_id) {
-        const winner = nameWinner(holder, record);
-        if (winner === holder) {
-          record = { ...record, username: null };
-        } else {
-          const name = holder.username!;
-          await store.putUser({ ...holder, username: null });
-          this.#hub.log.warn(`name "${name}" went to ${short(record.user_id)} (registered first)`);
-          if (this.#hub.localLink(holder.user_id)) this.onNameLost(holder.user_id, name);
+    // A local registration can take the name between the check and the write (NameTakenError):
+    // then decide again against the new holder, so every server ends with the same holder.
+    for (let attempt = 0;; attempt++) {
+      record = incoming;
+      if (record.username && !record.deleted) {
+        const holder = await store.getUserByName(record.username);
+        if (holder && holder.user_id !== record.user_id) {
+          const winner = nameWinner(holder, record);
+          if (winner === holder) {
+            record = { ...record, username: null };
+          } else {
+            const name = holder.username!;
+            await store.putUser({ ...holder, username: null });
+            this.#hub.log.warn(
+              `name "${name}" went to ${short(record.user_id)} (registered first)`,
+            );
+            if (this.#hub.localLink(holder.user_id)) this.onNameLost(holder.user_id, name);
+          }
         }
       }
+      try {
+        await store.putUser(record);
+        break;
+      } catch (error) {
+        if ((error as Error).name !== "NameTakenError" || attempt >= 3) throw error;
+      }
     }
-    await store.putUser(record);
     if (record.deleted) {
       await store.clearQueue(record.user_id);
       const link = this.#hub.localLink(record.user_id);

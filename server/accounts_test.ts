@@ -1,8 +1,13 @@
 import assert from "node:assert/strict";
-import { ProtocolError } from "../shared/mod.ts";
-import type { UserRecord } from "../storage/mod.ts";
+import { encodePublicKey, ProtocolError } from "../shared/mod.ts";
+import { openSqliteStore, type UserRecord } from "../storage/mod.ts";
+import { fixtureKeyPair } from "../tests/fixtures/keys.ts";
+import { parseServerArgs } from "./config.ts";
+import { Hub } from "./hub.ts";
+import { silentLogger } from "./log.ts";
 import {
   accountPattern,
+  Accounts,
   nameWinner,
   recordFromJson,
   recordToJson,
@@ -74,4 +79,59 @@ Deno.test("`recordFromJson()` round-trips a record and drops an invalid username
   assert.deepEqual(recordFromJson(recordToJson(r)), r);
   assert.equal(recordFromJson({ ...recordToJson(r), username: "bad name!" }).username, null);
   assert.throws(() => recordFromJson({ ...recordToJson(r), version: "2" }), ProtocolError);
+});
+
+/** A hub on an in-memory store whose `getUserByName` can run `between` once, right after it. */
+async function racingAccounts() {
+  const store = await openSqliteStore(":memory:");
+  const state: { between: (() => Promise<void>) | undefined } = { between: undefined };
+  const racing = new Proxy(store, {
+    get(target, prop, receiver) {
+      if (prop === "getUserByName") {
+        return async (name: string) => {
+          const found = await target.getUserByName(name);
+          const between = state.between;
+          state.between = undefined;
+          await between?.();
+          return found;
+        };
+      }
+      const value = Reflect.get(target, prop, receiver);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  const keys = await fixtureKeyPair("server0");
+  const hub = new Hub({
+    identity: {
+      serverId: "99999999-9999-4999-8999-999999999999",
+      privateKey: keys.privateKey,
+      publicKey: keys.publicKey,
+      publicKeyText: encodePublicKey(keys.publicKey),
+    },
+    store: racing,
+    log: silentLogger,
+  });
+  const accounts = new Accounts(hub, parseServerArgs([], {}).config);
+  return { store, state, accounts };
+}
+
+Deno.test("`Accounts.applyRemote()` decides again when a local registration takes the name meanwhile", async () => {
+  for (const remoteFirst of [true, false]) {
+    const { store, state, accounts } = await racingAccounts();
+    const local = user({ user_id: "l", username: "zed", registered_at: 200, version: 2 });
+    const remote = user({
+      user_id: "r",
+      username: "Zed",
+      registered_at: remoteFirst ? 100 : 300,
+      version: 2,
+    });
+    // The local REGISTER commits between applyRemote's name check and its write.
+    state.between = () => store.putUser(local);
+    assert.equal(await accounts.applyRemote(recordToJson(remote)), true);
+    const holder = await store.getUserByName("zed");
+    assert.equal(holder?.user_id, remoteFirst ? "r" : "l", "the earlier registration holds it");
+    const other = await store.getUser(remoteFirst ? "l" : "r");
+    assert.equal(other?.username, null, "the other record keeps no name");
+    await store.close();
+  }
 });

@@ -1,0 +1,288 @@
+/**
+ * Test helper: a scripted server that speaks the account frames (docs/protocol.md,
+ * "Accounts"), so client tests can run `/register`, logins, `/passwd`, `/delete-account`,
+ * `/accounts` and offline DMs without a real server. Every connection comes from
+ * {@linkcode FakeAccountServer.connect}; every frame it sends is signed with a fixture server key.
+ *
+ * @module
+ */
+
+import {
+  decodeBase64Url,
+  encodeBase64Url,
+  encodePublicKey,
+  type Envelope,
+  type JsonObject,
+  type KeyPair,
+  memoryTransportPair,
+  parseEnvelope,
+  sealPrivateKey,
+  serializeEnvelope,
+  signPayload,
+  type Transport,
+} from "../shared/mod.ts";
+import { fixtureKeyPair, IDS } from "./_test_util.ts";
+
+/** Cheap scrypt parameters for accounts made by the test itself. */
+export const FAST_KDF = { kdf: "scrypt", N: 1 << 10, r: 8, p: 1 } as const;
+
+/** One account of the fake server. */
+export interface FakeAccount {
+  username: string;
+  userId: string;
+  pubkey: string;
+  store: JsonObject;
+  verifier: string;
+}
+
+async function sha256(authKey: string): Promise<string> {
+  const bytes = new Uint8Array(decodeBase64Url(authKey));
+  return encodeBase64Url(new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)));
+}
+
+/** The fake server; see the module doc. */
+export class FakeAccountServer {
+  readonly keys: KeyPair;
+  readonly id: string = IDS.server;
+  /** Accounts by lower-case name. */
+  readonly accounts: Map<string, FakeAccount> = new Map();
+  /** Ids of users who are online (said hello and did not leave). */
+  readonly online: Set<string> = new Set();
+  /** Known (offline) users' keys by id, answered to PUBKEY_REQUEST. */
+  readonly known: Map<string, string> = new Map();
+  /** Every frame type received, in order, per connection. */
+  readonly received: string[][] = [];
+  /** Frames delivered to offline users (MSG_DIRECT, FILE_*), as received. */
+  readonly queued: Envelope[] = [];
+  /** Failed logins before the block. */
+  loginAttempts = 3;
+  #failures = new Map<string, number>();
+  #blocked = new Set<string>();
+  #tasks: Promise<void>[] = [];
+  #transports: Transport[] = [];
+
+  private constructor(keys: KeyPair) {
+    this.keys = keys;
+  }
+
+  /** Creates a server signing with fixture key `server0`. */
+  static async create(): Promise<FakeAccountServer> {
+    return new FakeAccountServer(await fixtureKeyPair("server0"));
+  }
+
+  /** base64url SPKI of the server key. */
+  get pub(): string {
+    return encodePublicKey(this.keys.publicKey);
+  }
+
+  /** Adds an account for a fixture key pair with a password (cheap KDF). */
+  async addAccount(
+    username: string,
+    userId: string,
+    keys: KeyPair,
+    password: string,
+  ): Promise<FakeAccount> {
+    const sealed = await sealPrivateKey(keys.privateKey, password, { kdf: FAST_KDF });
+    const account: FakeAccount = {
+      username,
+      userId,
+      pubkey: encodePublicKey(keys.publicKey),
+      store: { ...sealed.store },
+      verifier: sealed.verifier,
+    };
+    this.accounts.set(username.toLowerCase(), account);
+    this.known.set(userId, account.pubkey);
+    return account;
+  }
+
+  /** Opens a new connection (pass as `connect`). */
+  connect = (): Promise<Transport> => {
+    const [client, far] = memoryTransportPair();
+    this.#transports.push(far);
+    const log: string[] = [];
+    this.received.push(log);
+    this.#tasks.push(this.#serve(far, log));
+    return Promise.resolve(client);
+  };
+
+  /** Sends a frame on every open connection (e.g. an unsolicited ERROR). */
+  async broadcast(type: string, payload: JsonObject): Promise<void> {
+    for (const t of this.#transports) if (t.open) await this.#send(t, type, "*", payload);
+  }
+
+  /** Closes every connection and waits for the handlers. */
+  async close(): Promise<void> {
+    for (const t of this.#transports) t.close();
+    await Promise.allSettled(this.#tasks);
+  }
+
+  async #send(t: Transport, type: string, to: string, payload: JsonObject): Promise<void> {
+    const env: Envelope = { type, from: this.id, to, ts: Date.now(), payload };
+    env.sig = await signPayload(this.keys.privateKey, payload);
+    t.send(serializeEnvelope(env));
+  }
+
+  async #serve(t: Transport, log: string[]): Promise<void> {
+    let me: string | undefined;
+    let account: FakeAccount | undefined;
+    try {
+      for await (const text of t) {
+        const env = parseEnvelope(text);
+        log.push(env.type);
+        const p = env.payload;
+        const error = (code: string, detail: string) =>
+          this.#send(t, "ERROR", me ?? "?", { code, detail });
+        switch (env.type) {
+          case "LOGIN_START": {
+            const a = this.accounts.get(String(p["username"]).toLowerCase());
+            const kdf = a
+              ? {
+                kdf: a.store["kdf"]!,
+                N: a.store["N"]!,
+                r: a.store["r"]!,
+                p: a.store["p"]!,
+                salt: a.store["salt"]!,
+              }
+              : { ...FAST_KDF, salt: "AAAAAAAAAAAAAAAAAAAAAA" };
+            await this.#send(t, "LOGIN_PARAMS", "?", { username: String(p["username"]), kdf });
+            break;
+          }
+          case "LOGIN_PROOF": {
+            const name = String(p["username"]).toLowerCase();
+            if (this.#blocked.has(name)) {
+              await error("LOGIN_BLOCKED", "Too many failed attempts; blocked for 9 more seconds");
+              break;
+            }
+            const a = this.accounts.get(name);
+            if (!a || (await sha256(String(p["auth_key"]))) !== a.verifier) {
+              const n = (this.#failures.get(name) ?? 0) + 1;
+              this.#failures.set(name, n);
+              if (n >= this.loginAttempts) {
+                this.#blocked.add(name);
+                await error(
+                  "BAD_PASSWORD",
+                  "Wrong username or password; too many failed attempts, blocked for 9 seconds",
+                );
+              } else {
+                await error("BAD_PASSWORD", `Wrong username or password (${3 - n} left)`);
+              }
+              break;
+            }
+            this.#failures.delete(name);
+            await this.#send(t, "LOGIN_OK", a.userId, {
+              username: a.username,
+              user_id: a.userId,
+              pubkey: a.pubkey,
+              privkey_store: a.store,
+            });
+            break;
+          }
+          case "ACCOUNTS_REQUEST": {
+            const pattern = String(p["pattern"]);
+            if (pattern.includes("[") && !pattern.includes("]")) {
+              await error("BAD_REQUEST", `Malformed pattern "${pattern}": "[" is never closed`);
+              break;
+            }
+            const re = new RegExp(
+              "^" + pattern.replace(/[.]/g, "\\.").replace(/\*/g, ".*").replace(/\?/g, ".") + "$",
+              "i",
+            );
+            const list = [...this.accounts.values()].filter((a) => re.test(a.username)).map((
+              a,
+            ) => ({ username: a.username, user_id: a.userId, online: this.online.has(a.userId) }));
+            await this.#send(t, "ACCOUNTS_RESPONSE", me ?? "?", { pattern, accounts: list });
+            break;
+          }
+          case "USER_HELLO": {
+            me = env.from;
+            this.online.add(me);
+            this.known.set(me, String(p["pubkey"]));
+            account = [...this.accounts.values()].find((a) => a.userId === me);
+            await this.#send(t, "ACK", me, {
+              msg_ref: "USER_HELLO_OK",
+              server_id: this.id,
+              server_pub: this.pub,
+            });
+            break;
+          }
+          case "REGISTER": {
+            const name = String(p["username"]);
+            if (this.accounts.has(name.toLowerCase())) {
+              await error("NAME_IN_USE", `The name "${name}" is already taken`);
+              break;
+            }
+            account = {
+              username: name,
+              userId: me!,
+              pubkey: this.known.get(me!)!,
+              store: p["privkey_store"] as JsonObject,
+              verifier: String(p["verifier"]),
+            };
+            this.accounts.set(name.toLowerCase(), account);
+            await this.#send(t, "ACK", me!, { msg_ref: "REGISTER_OK", username: name });
+            break;
+          }
+          case "PASSWD": {
+            if (!account || (await sha256(String(p["auth_key"]))) !== account.verifier) {
+              await error("BAD_PASSWORD", "Wrong username or password");
+              break;
+            }
+            account.store = p["privkey_store"] as JsonObject;
+            account.verifier = String(p["verifier"]);
+            await this.#send(t, "ACK", me!, { msg_ref: "PASSWD_OK" });
+            break;
+          }
+          case "DELETE_ACCOUNT": {
+            if (!account || (await sha256(String(p["auth_key"]))) !== account.verifier) {
+              await error("BAD_PASSWORD", "Wrong username or password");
+              break;
+            }
+            this.accounts.delete(account.username.toLowerCase());
+            await this.#send(t, "ACK", me!, {
+              msg_ref: "DELETE_OK",
+              username: account.username,
+            });
+            t.close(1000, "Account deleted");
+            break;
+          }
+          case "LIST_REQUEST": {
+            const ids = [...this.online];
+            await this.#send(t, "LIST_RESPONSE", me!, {
+              online_users: ids,
+              users: ids,
+              display_names: {},
+            });
+            break;
+          }
+          case "PUBKEY_REQUEST": {
+            const id = String(p["user_id"]);
+            const pubkey = this.known.get(id);
+            if (pubkey === undefined) await error("USER_NOT_FOUND", `No key known for "${id}"`);
+            else await this.#send(t, "PUBKEY_RESPONSE", me!, { user_id: id, pubkey });
+            break;
+          }
+          case "MSG_DIRECT":
+          case "FILE_START":
+          case "FILE_CHUNK":
+          case "FILE_END": {
+            if (this.online.has(env.to)) break; // delivery to online users is not needed here
+            this.queued.push(env);
+            if (env.type !== "FILE_CHUNK") {
+              await this.#send(t, "ACK", me!, {
+                msg_ref: "QUEUED",
+                user_id: env.to,
+                detail: `User ${env.to} is offline; the message is queued`,
+              });
+            }
+            break;
+          }
+          case "CTRL_CLOSE":
+            t.close(1000, "Bye");
+            break;
+        }
+      }
+    } finally {
+      if (me !== undefined) this.online.delete(me);
+    }
+  }
+}
