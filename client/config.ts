@@ -114,24 +114,7 @@ export async function keyPairFromPrivateText(text: string): Promise<KeyPair> {
  * ```
  */
 export async function keyPairOf(privateKey: PrivateKey): Promise<KeyPair> {
-  return { privateKey, publicKey: await publicFromPrivate(privateKey) };
-}
-
-async function publicFromPrivate(privateKey: PrivateKey): Promise<KeyPair["publicKey"]> {
-  const alg = { name: "RSA-PSS", hash: "SHA-256" };
-  const priv = await crypto.subtle.importKey(
-    "pkcs8",
-    new Uint8Array(privateKey.pkcs8),
-    alg,
-    true,
-    ["sign"],
-  );
-  const { n, e } = await crypto.subtle.exportKey("jwk", priv);
-  if (n === undefined || e === undefined) throw new TypeError("Private key has no modulus");
-  const pub = await crypto.subtle.importKey("jwk", { kty: "RSA", n, e, ext: true }, alg, true, [
-    "verify",
-  ]);
-  return await rsa().importPublic(new Uint8Array(await crypto.subtle.exportKey("spki", pub)));
+  return { privateKey, publicKey: await rsa().publicKeyOf(privateKey) };
 }
 
 function isNotFound(e: unknown): boolean {
