@@ -1101,6 +1101,7 @@ export class ClientSession implements AsyncDisposable {
       case "ACCOUNTS_REQUEST":
       case "ACCOUNTS_RESPONSE":
       case "DIRECTORY_UPDATE":
+      case "LOGIN_FAILURE":
         return this.#log.debug(`ignoring ${frame.type}`);
       default: {
         const never: never = frame;

@@ -213,23 +213,50 @@ export class Accounts {
     if (f.blockedUntil > 0) this.#failures.delete(key);
   }
 
-  #fail(key: string): string {
+  /**
+   * Counts a failed login reported by another server (LOGIN_FAILURE), so that the block
+   * applies across the mesh, not per server.
+   */
+  noteFailure(username: string): void {
+    const key = username.normalize("NFC").toLowerCase();
+    const f = this.#failures.get(key);
+    if (f && f.blockedUntil > this.#now()) return;
+    const blocked = this.#count(key);
+    this.#hub.log.info(`failed login for "${key}" on another server${blocked ? "; blocked" : ""}`);
+  }
+
+  /** Counts one failure; true when it started a block. */
+  #count(key: string): boolean {
     const f = this.#failures.get(key) ?? { count: 0, blockedUntil: 0 };
-    f.count++;
-    let message = "Wrong username or password";
-    if (f.count >= this.#config.loginAttempts) {
-      f.blockedUntil = this.#now() + this.#config.loginBlockMs;
+    if (f.blockedUntil > 0 && f.blockedUntil <= this.#now()) {
+      f.blockedUntil = 0;
       f.count = 0;
-      message += `; too many failed attempts, blocked for ${
-        Math.ceil(this.#config.loginBlockMs / 1000)
-      } seconds`;
+    }
+    f.count++;
+    this.#failures.set(key, f);
+    if (f.count < this.#config.loginAttempts) return false;
+    f.blockedUntil = this.#now() + this.#config.loginBlockMs;
+    f.count = 0;
+    return true;
+  }
+
+  #fail(key: string): string {
+    const blocked = this.#count(key);
+    const f = this.#failures.get(key)!;
+    this.#hub.emit("LOGIN_FAILURE", "*", { username: key, nonce: crypto.randomUUID() })
+      .then(async (text) => {
+        await this.#hub.markSeenText(text);
+        this.#hub.sendToServers(text);
+      })
+      .catch(() => {});
+    let message = "Wrong username or password";
+    const seconds = Math.ceil(this.#config.loginBlockMs / 1000);
+    if (blocked) {
+      message += `; too many failed attempts, blocked for ${seconds} seconds`;
     } else {
       const left = this.#config.loginAttempts - f.count;
-      message += ` (${left} attempt${left === 1 ? "" : "s"} left before a ${
-        Math.ceil(this.#config.loginBlockMs / 1000)
-      } s block)`;
+      message += ` (${left} attempt${left === 1 ? "" : "s"} left before a ${seconds} s block)`;
     }
-    this.#failures.set(key, f);
     return message;
   }
 

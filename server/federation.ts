@@ -104,6 +104,7 @@ const MUST_SIGN: ReadonlySet<string> = new Set([
   "PUBLIC_CHANNEL_KEY_SHARE",
   "MSG_DIRECT",
   "DIRECTORY_UPDATE",
+  "LOGIN_FAILURE",
 ]);
 
 /** Options for {@linkcode Federation}. */
@@ -849,6 +850,10 @@ export class Federation implements Mesh {
         if (this.#accounts && (await this.#accounts.applyRemote(frame.p.record))) {
           this.broadcast(text, from);
         }
+        return;
+      case "LOGIN_FAILURE":
+        this.#accounts?.noteFailure(frame.p.username);
+        this.broadcast(text, from);
         return;
       case "REGISTER":
       case "LOGIN_START":

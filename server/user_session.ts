@@ -435,6 +435,7 @@ export class UserSession implements UserLink {
       case "LOGIN_OK":
       case "ACCOUNTS_RESPONSE":
       case "DIRECTORY_UPDATE":
+      case "LOGIN_FAILURE":
         throw new ProtocolError(
           "BAD_FRAME",
           `${frame.type} is a server frame; users may not send it`,

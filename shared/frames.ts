@@ -208,6 +208,8 @@ export type AccountsResponse = FrameBase<"ACCOUNTS_RESPONSE", {
 }>;
 /** DIRECTORY_UPDATE (server to server): one user record, gossiped mesh-wide. */
 export type DirectoryUpdate = FrameBase<"DIRECTORY_UPDATE", { record: JsonObject }>;
+/** LOGIN_FAILURE (server to server): a failed login, so blocking counts mesh-wide. */
+export type LoginFailure = FrameBase<"LOGIN_FAILURE", { username: string }>;
 
 /** Every message type socp decodes. */
 export type Frame =
@@ -243,7 +245,8 @@ export type Frame =
   | DeleteAccount
   | AccountsRequest
   | AccountsResponse
-  | DirectoryUpdate;
+  | DirectoryUpdate
+  | LoginFailure;
 
 /** Every type name in {@linkcode Frame}. */
 export type FrameType = Frame["type"];
@@ -572,6 +575,8 @@ export function decodeFrame(env: Envelope): Frame | undefined {
     }
     case "DIRECTORY_UPDATE":
       return { type, env, p: { record: reqObject(p, type, "record") } };
+    case "LOGIN_FAILURE":
+      return { type, env, p: { username: reqString(p, type, "username", 64) } };
     default:
       return undefined;
   }

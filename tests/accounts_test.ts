@@ -158,6 +158,40 @@ Deno.test({
 });
 
 Deno.test({
+  name: "failed logins count across the mesh: two on A and one on B block the account on both",
+  async fn() {
+    await using mesh = await startMesh(2, { args: ["--login-block-seconds", "30"] });
+    const [a, b] = mesh.nodes as [typeof mesh.nodes[0], typeof mesh.nodes[0]];
+    await using gina = await connectUser(a.url, "user6");
+    assert.ok(isAck("REGISTER_OK")(await registerUser(gina, "gina", "right")));
+    await gina.close();
+    await waitForAccounts(b, "gina", (r) => r.length === 1, "gina on B");
+    const attempt = (node: typeof a, password: string) =>
+      loginUser(node.url, "gina", password, {
+        serverPub: node.pubkey,
+        key: "user6",
+        userId: gina.userId,
+      })
+        .then(async (user) => {
+          await user.close();
+          return "ok";
+        }, (e) => (e instanceof LoginRefusedError ? e.code : String(e)));
+    assert.equal(await attempt(a, "wrong1"), "BAD_PASSWORD");
+    assert.equal(await attempt(a, "wrong2"), "BAD_PASSWORD");
+    // B hears of A's failures (LOGIN_FAILURE gossip): its first failure is the third.
+    await b.waitForLogs(
+      (lines) =>
+        lines.filter((l) => l.includes('failed login for "gina" on another server')).length === 2,
+      "B counted A's two failures",
+    );
+    assert.equal(await attempt(b, "wrong3"), "BAD_PASSWORD");
+    assert.equal(await attempt(b, "right"), "LOGIN_BLOCKED");
+    await a.waitForLog(/failed login for "gina" on another server; blocked/);
+    assert.equal(await attempt(a, "right"), "LOGIN_BLOCKED");
+  },
+});
+
+Deno.test({
   name:
     "three wrong passwords block the login for --login-block-seconds, with the time in the message",
   ignore: !ready,
