@@ -17,14 +17,10 @@ import {
   memoryTransportPair,
   parseEnvelope,
   sealPrivateKey,
-  serializeEnvelope,
-  signPayload,
   type Transport,
 } from "../shared/mod.ts";
-import { fixtureKeyPair, IDS } from "./_test_util.ts";
-
-/** Cheap scrypt parameters for accounts made by the test itself. */
-export const FAST_KDF = { kdf: "scrypt", N: 1 << 10, r: 8, p: 1 } as const;
+import { FAST_KDF } from "../tests/support/accounts.ts";
+import { FakeServer, fixtureKeyPair, IDS } from "./_test_util.ts";
 
 /** One account of the fake server. */
 export interface FakeAccount {
@@ -59,7 +55,7 @@ export class FakeAccountServer {
   #failures = new Map<string, number>();
   #blocked = new Set<string>();
   #tasks: Promise<void>[] = [];
-  #transports: Transport[] = [];
+  #connections: FakeServer[] = [];
 
   private constructor(keys: KeyPair) {
     this.keys = keys;
@@ -98,31 +94,31 @@ export class FakeAccountServer {
   /** Opens a new connection (pass as `connect`). */
   connect = (): Promise<Transport> => {
     const [client, far] = memoryTransportPair();
-    this.#transports.push(far);
+    const connection = new FakeServer(far, this.keys, this.id);
+    this.#connections.push(connection);
     const log: string[] = [];
     this.received.push(log);
-    this.#tasks.push(this.#serve(far, log));
+    this.#tasks.push(this.#serve(connection, log));
     return Promise.resolve(client);
   };
 
   /** Sends a frame on every open connection (e.g. an unsolicited ERROR). */
   async broadcast(type: string, payload: JsonObject): Promise<void> {
-    for (const t of this.#transports) if (t.open) await this.#send(t, type, "*", payload);
+    for (const c of this.#connections) {
+      if (c.transport.open) await c.send(type, payload, { to: "*" });
+    }
   }
 
   /** Closes every connection and waits for the handlers. */
   async close(): Promise<void> {
-    for (const t of this.#transports) t.close();
+    for (const c of this.#connections) c.transport.close();
     await Promise.allSettled(this.#tasks);
   }
 
-  async #send(t: Transport, type: string, to: string, payload: JsonObject): Promise<void> {
-    const env: Envelope = { type, from: this.id, to, ts: Date.now(), payload };
-    env.sig = await signPayload(this.keys.privateKey, payload);
-    t.send(serializeEnvelope(env));
-  }
-
-  async #serve(t: Transport, log: string[]): Promise<void> {
+  async #serve(connection: FakeServer, log: string[]): Promise<void> {
+    const t = connection.transport;
+    const send = (type: string, to: string, payload: JsonObject) =>
+      connection.send(type, payload, { to });
     let me: string | undefined;
     let account: FakeAccount | undefined;
     try {
@@ -130,8 +126,7 @@ export class FakeAccountServer {
         const env = parseEnvelope(text);
         log.push(env.type);
         const p = env.payload;
-        const error = (code: string, detail: string) =>
-          this.#send(t, "ERROR", me ?? "?", { code, detail });
+        const error = (code: string, detail: string) => send("ERROR", me ?? "?", { code, detail });
         switch (env.type) {
           case "LOGIN_START": {
             const a = this.accounts.get(String(p["username"]).toLowerCase());
@@ -144,7 +139,7 @@ export class FakeAccountServer {
                 salt: a.store["salt"]!,
               }
               : { ...FAST_KDF, salt: "AAAAAAAAAAAAAAAAAAAAAA" };
-            await this.#send(t, "LOGIN_PARAMS", "?", { username: String(p["username"]), kdf });
+            await send("LOGIN_PARAMS", "?", { username: String(p["username"]), kdf });
             break;
           }
           case "LOGIN_PROOF": {
@@ -169,7 +164,7 @@ export class FakeAccountServer {
               break;
             }
             this.#failures.delete(name);
-            await this.#send(t, "LOGIN_OK", a.userId, {
+            await send("LOGIN_OK", a.userId, {
               username: a.username,
               user_id: a.userId,
               pubkey: a.pubkey,
@@ -190,7 +185,7 @@ export class FakeAccountServer {
             const list = [...this.accounts.values()].filter((a) => re.test(a.username)).map((
               a,
             ) => ({ username: a.username, user_id: a.userId, online: this.online.has(a.userId) }));
-            await this.#send(t, "ACCOUNTS_RESPONSE", me ?? "?", { pattern, accounts: list });
+            await send("ACCOUNTS_RESPONSE", me ?? "?", { pattern, accounts: list });
             break;
           }
           case "USER_HELLO": {
@@ -198,7 +193,7 @@ export class FakeAccountServer {
             this.online.add(me);
             this.known.set(me, String(p["pubkey"]));
             account = [...this.accounts.values()].find((a) => a.userId === me);
-            await this.#send(t, "ACK", me, {
+            await send("ACK", me, {
               msg_ref: "USER_HELLO_OK",
               server_id: this.id,
               server_pub: this.pub,
@@ -219,7 +214,7 @@ export class FakeAccountServer {
               verifier: String(p["verifier"]),
             };
             this.accounts.set(name.toLowerCase(), account);
-            await this.#send(t, "ACK", me!, { msg_ref: "REGISTER_OK", username: name });
+            await send("ACK", me!, { msg_ref: "REGISTER_OK", username: name });
             break;
           }
           case "PASSWD": {
@@ -229,7 +224,7 @@ export class FakeAccountServer {
             }
             account.store = p["privkey_store"] as JsonObject;
             account.verifier = String(p["verifier"]);
-            await this.#send(t, "ACK", me!, { msg_ref: "PASSWD_OK" });
+            await send("ACK", me!, { msg_ref: "PASSWD_OK" });
             break;
           }
           case "DELETE_ACCOUNT": {
@@ -238,7 +233,7 @@ export class FakeAccountServer {
               break;
             }
             this.accounts.delete(account.username.toLowerCase());
-            await this.#send(t, "ACK", me!, {
+            await send("ACK", me!, {
               msg_ref: "DELETE_OK",
               username: account.username,
             });
@@ -247,7 +242,7 @@ export class FakeAccountServer {
           }
           case "LIST_REQUEST": {
             const ids = [...this.online];
-            await this.#send(t, "LIST_RESPONSE", me!, {
+            await send("LIST_RESPONSE", me!, {
               online_users: ids,
               users: ids,
               display_names: {},
@@ -258,7 +253,7 @@ export class FakeAccountServer {
             const id = String(p["user_id"]);
             const pubkey = this.known.get(id);
             if (pubkey === undefined) await error("USER_NOT_FOUND", `No key known for "${id}"`);
-            else await this.#send(t, "PUBKEY_RESPONSE", me!, { user_id: id, pubkey });
+            else await send("PUBKEY_RESPONSE", me!, { user_id: id, pubkey });
             break;
           }
           case "MSG_DIRECT":
@@ -268,7 +263,7 @@ export class FakeAccountServer {
             if (this.online.has(env.to)) break; // delivery to online users is not needed here
             this.queued.push(env);
             if (env.type !== "FILE_CHUNK") {
-              await this.#send(t, "ACK", me!, {
+              await send("ACK", me!, {
                 msg_ref: "QUEUED",
                 user_id: env.to,
                 detail: `User ${env.to} is offline; the message is queued`,

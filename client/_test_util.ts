@@ -17,6 +17,7 @@ import {
   type Transport,
 } from "../shared/mod.ts";
 import { type FixtureKeyName, fixtureKeyPair } from "../tests/fixtures/keys.ts";
+import { withTimeout } from "../tests/support/timeout.ts";
 import type { ClientEvent } from "./events.ts";
 import { ClientSession, type ClientSessionOptions } from "./session.ts";
 import { MemoryTrustStore } from "./trust_store.ts";
@@ -30,19 +31,6 @@ export const IDS = {
   carol: "33333333-3333-4333-8333-333333333333",
   server: "99999999-9999-4999-8999-999999999999",
 } as const;
-
-/** Rejects after `ms` unless `promise` settles first; the timer never leaks. */
-export async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`Timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** How the fake server signs a frame. */
 export type SignMode = "good" | "none" | "bad";
@@ -68,7 +56,7 @@ export class FakeServer {
 
   /** The next frame the client sent. */
   async next(ms = 5000): Promise<Envelope> {
-    const r = await within(this.#iter.next(), ms, "a frame from the client");
+    const r = await withTimeout(this.#iter.next(), ms, "a frame from the client");
     if (r.done) throw new Error("The client closed the connection");
     return parseEnvelope(r.value);
   }
@@ -148,7 +136,7 @@ export class EventLog {
         resolve: (e) => resolve(e as Extract<ClientEvent, { event: K }>),
       })
     );
-    return within(p, ms, `a "${kind}" event`);
+    return withTimeout(p, ms, `a "${kind}" event`);
   }
 
   of<K extends ClientEvent["event"]>(kind: K): Extract<ClientEvent, { event: K }>[] {
@@ -218,7 +206,7 @@ export async function connected(options: HarnessOptions = {}): Promise<Harness> 
   const started = h.session.start();
   await h.server.nextOf("USER_HELLO");
   await h.server.ack();
-  await within(started, 5000, "the session to start");
+  await withTimeout(started, 5000, "the session to start");
   return h;
 }
 

@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { encodePublicKey, memoryTransportPair, type Transport } from "../shared/mod.ts";
+import { withTimeout } from "../tests/support/timeout.ts";
 import { FakeAccountServer } from "./_fake_account_server.ts";
-import { FakeServer, fixtureKeyPair, IDS, within } from "./_test_util.ts";
+import { FakeServer, fixtureKeyPair, IDS } from "./_test_util.ts";
 import { normalizeServerUrl, runClient, type RunClientOptions } from "./mod.ts";
 
 const generate = () => fixtureKeyPair("user0");
@@ -89,7 +90,7 @@ async function run(
   let out = "";
   let err = "";
   try {
-    const code = await within(
+    const code = await withTimeout(
       runClient([join(dir, "alice.json"), ...args], {
         env: (name) => (name === "SOCP_SERVER" ? "ws://test.invalid:9" : undefined),
         stdin: input(lines, behaviour === "hangup"),
@@ -239,7 +240,7 @@ async function runAccounts(
   let out = "";
   let err = "";
   try {
-    const code = await within(
+    const code = await withTimeout(
       runClient([join(dir, "me.json"), "--server", "ws://test.invalid:9", ...args], {
         env: () => undefined,
         stdin: input(lines.map((l) => l + "\n")),
@@ -352,7 +353,7 @@ Deno.test("runClient() on a terminal asks for the password on the prompt line wi
       connect: server.connect,
     });
     const until = (text: string) =>
-      within(
+      withTimeout(
         new Promise<void>((resolve) => {
           const check = () => {
             if (!out.includes(text)) return;
@@ -371,7 +372,7 @@ Deno.test("runClient() on a terminal asks for the password on the prompt line wi
     await keys.write(enc.encode("/accounts al*\r"));
     await until('[accounts] 1 matching "al*":\r\n  alice (online)');
     await keys.write(enc.encode("\x03"));
-    assert.equal(await within(run, 10_000, "runClient"), 0);
+    assert.equal(await withTimeout(run, 10_000, "runClient"), 0);
     assert.ok(!out.includes("hunter2"), "the password is never echoed");
   } finally {
     await keys.close().catch(() => {});

@@ -12,15 +12,8 @@ import {
   verifyContent,
   verifyEnvelope,
 } from "../shared/mod.ts";
-import {
-  advertise,
-  connected,
-  fixtureKeyPair,
-  harness,
-  IDS,
-  rejectsWith,
-  within,
-} from "./_test_util.ts";
+import { withTimeout } from "../tests/support/timeout.ts";
+import { advertise, connected, fixtureKeyPair, harness, IDS, rejectsWith } from "./_test_util.ts";
 import { CommandError, HelloError } from "./session.ts";
 import { MemoryTrustStore } from "./trust_store.ts";
 
@@ -41,7 +34,7 @@ Deno.test("ClientSession.start() sends a self-signed USER_HELLO and pins the ACK
   });
   assert.ok(await verifyEnvelope(h.keys.publicKey, hello), "USER_HELLO is self-signed");
   await h.server.ack();
-  await within(started, 5000, "start");
+  await withTimeout(started, 5000, "start");
   assert.ok(h.session.pinned);
   assert.deepEqual(h.trust.serverPin(URL_), { server_id: IDS.server, pubkey: h.server.pub });
   const ready = await h.events.wait("ready");
@@ -117,7 +110,7 @@ Deno.test("ClientSession goes on unpinned when the server sends frames but no AC
     user_id: IDS.bob,
     meta: { display_name: "bob", pubkey: encodePublicKey(bob.publicKey) },
   }, { sign: "none", to: "*" });
-  await within(started, 5000, "start without ACK");
+  await withTimeout(started, 5000, "start without ACK");
   assert.ok(!h.session.pinned);
   assert.deepEqual((await h.events.wait("ready")).pinned, false);
   await h.events.wait("presence", (e) => e.user_id === IDS.bob);
@@ -487,7 +480,7 @@ Deno.test("resolveUser() matches names case-insensitively and reports ambiguity 
 Deno.test("the session reports a server-side close", async () => {
   await using h = await connected();
   h.server.transport.close(1011, "going away");
-  const end = await within(h.session.closed, 5000, "close");
+  const end = await withTimeout(h.session.closed, 5000, "close");
   assert.deepEqual([end.code, end.byUs], [1011, false]);
   await rejectsWith(() => h.session.sendPublic("x"), CommandError, "Not connected");
 });

@@ -14,6 +14,7 @@ import {
   type JsonObject,
   ProtocolError,
   toPrivkeyStore,
+  usernameKey,
   usernameProblem,
 } from "../shared/mod.ts";
 import type { UserRecord } from "../storage/mod.ts";
@@ -77,6 +78,29 @@ export function accountPattern(pattern: string): RegExp {
       `Malformed pattern "${pattern}": ${(error as Error).message}`,
     );
   }
+}
+
+/** Rejects an encrypted key blob that is not a valid `privkey_store` (BAD_REQUEST). */
+function checkPrivkeyStore(privkeyStore: JsonObject): void {
+  try {
+    toPrivkeyStore(privkeyStore);
+  } catch (error) {
+    throw new ProtocolError(
+      "BAD_REQUEST",
+      `Encrypted key blob rejected: ${(error as Error).message}`,
+    );
+  }
+}
+
+/** The stored forms of a key blob and its verifier (`users.privkey_store`, `pake_password`). */
+function credentials(
+  privkeyStore: JsonObject,
+  verifier: string,
+): Pick<UserRecord, "privkey_store" | "pake_password"> {
+  return {
+    privkey_store: JSON.stringify(privkeyStore),
+    pake_password: JSON.stringify({ scheme: "scrypt-auth-sha256", verifier } satisfies Verifier),
+  };
 }
 
 function equalStrings(a: string, b: string): boolean {
@@ -182,7 +206,7 @@ export class Accounts {
       await crypto.subtle.sign(
         "HMAC",
         key,
-        new TextEncoder().encode(username.normalize("NFC").toLowerCase()),
+        new TextEncoder().encode(usernameKey(username)),
       ),
     );
     return encodeBase64Url(mac.subarray(0, 16));
@@ -218,7 +242,7 @@ export class Accounts {
    * applies across the mesh, not per server.
    */
   noteFailure(username: string): void {
-    const key = username.normalize("NFC").toLowerCase();
+    const key = usernameKey(username);
     const f = this.#failures.get(key);
     if (f && f.blockedUntil > this.#now()) return;
     const blocked = this.#count(key);
@@ -243,12 +267,7 @@ export class Accounts {
   #fail(key: string): string {
     const blocked = this.#count(key);
     const f = this.#failures.get(key)!;
-    this.#hub.emit("LOGIN_FAILURE", "*", { username: key, nonce: crypto.randomUUID() })
-      .then(async (text) => {
-        await this.#hub.markSeenText(text);
-        this.#hub.sendToServers(text);
-      })
-      .catch(() => {});
+    this.#gossip("LOGIN_FAILURE", { username: key, nonce: crypto.randomUUID() }).catch(() => {});
     let message = "Wrong username or password";
     const seconds = Math.ceil(this.#config.loginBlockMs / 1000);
     if (blocked) {
@@ -291,7 +310,7 @@ export class Accounts {
 
   /** LOGIN_PROOF: checks the password proof; returns the account. */
   async login(username: string, authKey: string): Promise<UserRecord> {
-    const key = username.normalize("NFC").toLowerCase();
+    const key = usernameKey(username);
     const user = await this.#hub.store.getUserByName(username);
     const ok = await this.#checkPassword(user, key, authKey);
     this.#hub.log.info(`login of "${ok.username}" (${short(ok.user_id)})`);
@@ -307,14 +326,7 @@ export class Accounts {
   ): Promise<UserRecord> {
     const problem = usernameProblem(username);
     if (problem) throw new ProtocolError("BAD_REQUEST", problem);
-    try {
-      toPrivkeyStore(privkeyStore);
-    } catch (error) {
-      throw new ProtocolError(
-        "BAD_REQUEST",
-        `Encrypted key blob rejected: ${(error as Error).message}`,
-      );
-    }
+    checkPrivkeyStore(privkeyStore);
     const store = this.#hub.store;
     const user = await store.getUser(userId);
     if (!user || user.deleted) {
@@ -332,8 +344,7 @@ export class Accounts {
     const record: UserRecord = {
       ...user,
       username,
-      privkey_store: JSON.stringify(privkeyStore),
-      pake_password: JSON.stringify({ scheme: "scrypt-auth-sha256", verifier } satisfies Verifier),
+      ...credentials(privkeyStore, verifier),
       version: user.version + 1,
       updated_at: now,
       registered_at: now,
@@ -368,19 +379,11 @@ export class Accounts {
     verifier: string,
   ): Promise<void> {
     const user = await this.#account(userId);
-    await this.#checkPassword(user, user.username!.normalize("NFC").toLowerCase(), authKey);
-    try {
-      toPrivkeyStore(privkeyStore);
-    } catch (error) {
-      throw new ProtocolError(
-        "BAD_REQUEST",
-        `Encrypted key blob rejected: ${(error as Error).message}`,
-      );
-    }
+    await this.#checkPassword(user, usernameKey(user.username!), authKey);
+    checkPrivkeyStore(privkeyStore);
     const record: UserRecord = {
       ...user,
-      privkey_store: JSON.stringify(privkeyStore),
-      pake_password: JSON.stringify({ scheme: "scrypt-auth-sha256", verifier } satisfies Verifier),
+      ...credentials(privkeyStore, verifier),
       version: user.version + 1,
       updated_at: this.#now(),
     };
@@ -392,7 +395,7 @@ export class Accounts {
   /** DELETE_ACCOUNT: tombstones the record, drops queued messages, frees the name. */
   async deleteAccount(userId: string, authKey: string): Promise<string> {
     const user = await this.#account(userId);
-    await this.#checkPassword(user, user.username!.normalize("NFC").toLowerCase(), authKey);
+    await this.#checkPassword(user, usernameKey(user.username!), authKey);
     const record: UserRecord = {
       ...user,
       privkey_store: "",
@@ -426,7 +429,12 @@ export class Accounts {
 
   /** Gossips a record to every linked server. */
   async publish(record: UserRecord): Promise<void> {
-    const text = await this.#hub.emit("DIRECTORY_UPDATE", "*", { record: recordToJson(record) });
+    await this.#gossip("DIRECTORY_UPDATE", { record: recordToJson(record) });
+  }
+
+  /** Signs a frame to `*`, marks it seen (so its echo is dropped) and sends it to every server. */
+  async #gossip(type: "DIRECTORY_UPDATE" | "LOGIN_FAILURE", payload: JsonObject): Promise<void> {
+    const text = await this.#hub.emit(type, "*", payload);
     await this.#hub.markSeenText(text);
     this.#hub.sendToServers(text);
   }

@@ -384,7 +384,12 @@ export class Hub {
       return { result: "local", send: text.then((t) => () => link.sendText(t)) };
     }
     const remote = this.#online.get(d.recipient);
-    if (remote && remote.serverId !== this.serverId && this.#mesh) {
+    // With no live link to the user's server (it died and presence is not yet corrected), the
+    // delivery goes to the offline queue instead of being dropped.
+    if (
+      remote && remote.serverId !== this.serverId && this.#mesh &&
+      this.#mesh.linkedServers().includes(remote.serverId)
+    ) {
       const mesh = this.#mesh;
       const text = this.serverDeliverFrame(d, remote.serverId);
       return {

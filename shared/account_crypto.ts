@@ -73,6 +73,20 @@ export function usernameProblem(name: string): string | undefined {
     }" must be 3-32 letters, digits, "_", "." or "-", starting with a letter or digit`;
 }
 
+/**
+ * The key an account name is unique and looked up under: the lower case of its NFC form, so
+ * names differing only in letter case or Unicode normalization are the same account.
+ *
+ * @example
+ * ```ts
+ * import { usernameKey } from "./account_crypto.ts";
+ * console.assert(usernameKey("Carol") === usernameKey("cAROL"));
+ * ```
+ */
+export function usernameKey(username: string): string {
+  return username.normalize("NFC").toLowerCase();
+}
+
 /** Validates KDF parameters from a peer (bounds stop a hostile server hanging a client). */
 export function toKdfParams(value: unknown): KdfParams {
   if (!isObject(value)) throw new TypeError("KDF parameters are not an object");

@@ -76,8 +76,3 @@ export function decodeBase64Url(text: string): Uint8Array {
   }
   return out.subarray(0, o);
 }
-
-/** True when `text` is non-empty, unpadded base64url. */
-export function isBase64Url(text: string): boolean {
-  return text.length > 0 && /^[A-Za-z0-9_-]+$/.test(text) && text.length % 4 !== 1;
-}

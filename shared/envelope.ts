@@ -33,21 +33,7 @@ export interface Envelope {
 /** Default largest frame accepted, in bytes (1 MiB). */
 export const DEFAULT_MAX_FRAME_BYTES = 1 << 20;
 
-const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/i;
 const UUID_ANY = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-/**
- * True for a UUID version 4 string.
- *
- * @example
- * ```ts
- * import { isUuidV4 } from "./envelope.ts";
- * console.assert(isUuidV4(crypto.randomUUID()));
- * ```
- */
-export function isUuidV4(value: unknown): boolean {
-  return typeof value === "string" && UUID_V4.test(value);
-}
 
 /** True for any RFC 4122 UUID string (peers sometimes send other versions). */
 export function isUuid(value: unknown): boolean {

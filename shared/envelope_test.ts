@@ -4,7 +4,6 @@ import {
   type Envelope,
   isObject,
   isUuid,
-  isUuidV4,
   type JsonObject,
   optArray,
   optNumber,
@@ -216,40 +215,26 @@ Deno.test("`serializeEnvelope()` output parses back to the same envelope", () =>
   assert.deepEqual(parseEnvelope(serializeEnvelope(unsigned)), unsigned);
 });
 
-Deno.test("`isUuidV4()` accepts version-4 UUIDs in either case", () => {
-  for (let i = 0; i < 20; i++) assert.ok(isUuidV4(crypto.randomUUID()));
-  assert.ok(isUuidV4(ALICE));
-  assert.ok(isUuidV4(ALICE.toUpperCase()));
-});
-
-Deno.test("`isUuidV4()` rejects other versions, variants, shapes and non-strings", () => {
-  const bad: unknown[] = [
-    "5b2c1f0e-8a7d-1c3b-9e21-0f6a7d3c2b11", // version 1
-    "5b2c1f0e-8a7d-4c3b-ce21-0f6a7d3c2b11", // variant c
-    "00000000-0000-0000-0000-000000000000",
-    "5b2c1f0e8a7d4c3b9e210f6a7d3c2b11",
-    `{${ALICE}}`,
-    ` ${ALICE}`,
-    `${ALICE}\n`,
-    "5b2c1f0e-8a7d-4c3b-9e21-0f6a7d3c2b1g",
-    "",
-    "auto",
-    null,
-    undefined,
-    42,
-    {},
-  ];
-  for (const value of bad) assert.equal(isUuidV4(value), false, String(value));
-});
-
 Deno.test("`isUuid()` accepts any RFC 4122 UUID shape and rejects the rest", () => {
   assert.ok(isUuid(ALICE));
   assert.ok(isUuid("5b2c1f0e-8a7d-1c3b-9e21-0f6a7d3c2b11"));
   assert.ok(isUuid("00000000-0000-0000-0000-000000000000"));
   assert.ok(isUuid(ALICE.toUpperCase()));
-  for (const value of ["5b2c1f0e8a7d4c3b9e210f6a7d3c2b11", "auto", "", `${ALICE}x`, 1, null]) {
-    assert.equal(isUuid(value), false, String(value));
-  }
+  const bad: unknown[] = [
+    "5b2c1f0e8a7d4c3b9e210f6a7d3c2b11",
+    `{${ALICE}}`,
+    ` ${ALICE}`,
+    `${ALICE}\n`,
+    "5b2c1f0e-8a7d-4c3b-9e21-0f6a7d3c2b1g",
+    "auto",
+    "",
+    `${ALICE}x`,
+    1,
+    null,
+    undefined,
+    {},
+  ];
+  for (const value of bad) assert.equal(isUuid(value), false, String(value));
 });
 
 Deno.test("`isObject()` is true only for non-array, non-null objects", () => {

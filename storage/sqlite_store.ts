@@ -6,6 +6,7 @@
 
 import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlite";
 import { dirname } from "node:path";
+import { usernameKey } from "../shared/mod.ts";
 import {
   type GroupMemberRecord,
   type GroupRecord,
@@ -94,11 +95,6 @@ const SQLITE_CONSTRAINT_UNIQUE = 2067;
 
 /** A row as `node:sqlite` returns it. */
 type Row = Record<string, unknown>;
-
-/** The key a username is unique under. */
-function usernameKey(username: string): string {
-  return username.normalize("NFC").toLowerCase();
-}
 
 function text(row: Row, column: string): string {
   const value = row[column];
@@ -396,13 +392,7 @@ class SqliteStore implements Store {
 
   putGroup(group: GroupRecord): Promise<void> {
     return run(() => {
-      this.#s.putGroup.run(
-        group.group_id,
-        group.creator_id,
-        group.created_at,
-        group.meta,
-        group.version,
-      );
+      this.#s.putGroup.run(...groupParams(group));
     });
   }
 
@@ -412,13 +402,7 @@ class SqliteStore implements Store {
 
   putMember(member: GroupMemberRecord): Promise<void> {
     return run(() => {
-      this.#s.putMember.run(
-        member.group_id,
-        member.member_id,
-        member.role,
-        member.wrapped_key,
-        member.added_at,
-      );
+      this.#s.putMember.run(...memberParams(member));
     });
   }
 
@@ -427,17 +411,9 @@ class SqliteStore implements Store {
       const db = this.#db;
       db.exec("BEGIN IMMEDIATE");
       try {
-        this.#s.putGroup.run(
-          group.group_id,
-          group.creator_id,
-          group.created_at,
-          group.meta,
-          group.version,
-        );
+        this.#s.putGroup.run(...groupParams(group));
         this.#s.clearMembers.run(group.group_id);
-        for (const m of members) {
-          this.#s.putMember.run(m.group_id, m.member_id, m.role, m.wrapped_key, m.added_at);
-        }
+        for (const m of members) this.#s.putMember.run(...memberParams(m));
         db.exec("COMMIT");
       } catch (error) {
         db.exec("ROLLBACK");
@@ -511,6 +487,16 @@ class SqliteStore implements Store {
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
+}
+
+/** The parameters of the `putGroup` statement, in column order. */
+function groupParams(group: GroupRecord): SQLInputValue[] {
+  return [group.group_id, group.creator_id, group.created_at, group.meta, group.version];
+}
+
+/** The parameters of the `putMember` statement, in column order. */
+function memberParams(member: GroupMemberRecord): SQLInputValue[] {
+  return [member.group_id, member.member_id, member.role, member.wrapped_key, member.added_at];
 }
 
 /** Runs a synchronous database call, turning a throw into a rejection. */

@@ -16,7 +16,6 @@ import {
   bootstrapYaml,
   type ClientConfigFile,
   type ClientEvent,
-  type ClientNode,
   clientReady,
   clientRegister,
   connectUser,
@@ -28,49 +27,24 @@ import {
   listAccounts,
   LoginRefusedError,
   loginUser,
+  readyClient,
   registerEnvelope,
   registerUser,
   startClient,
   startMesh,
   startServer,
   waitForAccounts,
+  withTempDir,
   writeClientConfig,
 } from "./support/mod.ts";
 
 const ready = await clientReady();
 
-/** Starts a client process and waits for its `ready` event. */
-async function readyClient(
-  url: string,
-  configPath: string,
-  args: string[] = [],
-  passwords: string[] = [],
-): Promise<ClientNode> {
-  const client = await startClient(url, configPath, args);
-  try {
-    for (const p of passwords) await client.line(p);
-    await client.waitFor("ready");
-  } catch (error) {
-    await client.close().catch(() => {});
-    throw error;
-  }
-  return client;
-}
-
-async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "socp_test_accounts_" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
 Deno.test({
   name: "an account registered on server A logs in on server B with only its password, and chats",
   ignore: !ready,
   async fn() {
-    await withDir(async (dir) => {
+    await withTempDir("socp_test_accounts_", async (dir) => {
       await using mesh = await startMesh(2);
       const [a, b] = mesh.nodes as [typeof mesh.nodes[0], typeof mesh.nodes[0]];
       const alice = await writeClientConfig(dir, "alice", "user0");
@@ -128,7 +102,7 @@ Deno.test({
   name: "a taken name is refused in any letter case, with a clear error, on every server",
   ignore: !ready,
   async fn() {
-    await withDir(async (dir) => {
+    await withTempDir("socp_test_accounts_", async (dir) => {
       await using mesh = await startMesh(2);
       const [a, b] = mesh.nodes as [typeof mesh.nodes[0], typeof mesh.nodes[0]];
       await using carol = await connectUser(a.url, "user2");
@@ -196,7 +170,7 @@ Deno.test({
     "three wrong passwords block the login for --login-block-seconds, with the time in the message",
   ignore: !ready,
   async fn() {
-    await withDir(async (dir) => {
+    await withTempDir("socp_test_accounts_", async (dir) => {
       await using server = await startServer({ args: ["--login-block-seconds", "2"] });
       await using frank = await connectUser(server.url, "user5");
       assert.ok(isAck("REGISTER_OK")(await registerUser(frank, "frank", "right")));
@@ -226,7 +200,10 @@ Deno.test({
       assert.match(String(during.frame.payload["detail"]), /blocked for [12] more seconds?/);
 
       await delay(2100); // the block itself is about time
-      await using client = await readyClient(server.url, config, ["--login", "frank"], ["right"]);
+      await using client = await readyClient(server.url, config, {
+        args: ["--login", "frank"],
+        passwords: ["right"],
+      });
       const hello = client.events().find((e) => e.event === "ready")!;
       assert.equal(hello.user_id, frank.userId);
     });
@@ -237,7 +214,7 @@ Deno.test({
   name: "/passwd: the old password stops working everywhere, the new one works",
   ignore: !ready,
   async fn() {
-    await withDir(async (dir) => {
+    await withTempDir("socp_test_accounts_", async (dir) => {
       await using mesh = await startMesh(2);
       const [a, b] = mesh.nodes as [typeof mesh.nodes[0], typeof mesh.nodes[0]];
       await using gina = await connectUser(a.url, "user6");
@@ -246,7 +223,10 @@ Deno.test({
 
       const config = join(dir, "gina.json");
       {
-        await using client = await readyClient(a.url, config, ["--login", "gina"], ["old-pw"]);
+        await using client = await readyClient(a.url, config, {
+          args: ["--login", "gina"],
+          passwords: ["old-pw"],
+        });
         await client.line("/passwd");
         await client.line("old-pw"); // current
         await client.line("new-pw"); // new
@@ -284,7 +264,7 @@ Deno.test({
   name: "/accounts lists by glob and /regex/; a malformed pattern is a clear error, not a crash",
   ignore: !ready,
   async fn() {
-    await withDir(async (dir) => {
+    await withTempDir("socp_test_accounts_", async (dir) => {
       await using server = await startServer();
       const names = ["anna", "Anton", "bob", "bib", "carla"];
       const keys = ["user0", "user1", "user2", "user3", "user4"] as const;
@@ -428,7 +408,7 @@ Deno.test({
     "two servers that each accepted one name while apart agree when they link: the earlier registration keeps it",
   ignore: !ready,
   async fn() {
-    await withDir(async (dir) => {
+    await withTempDir("socp_test_accounts_", async (dir) => {
       // Two standalone servers: nothing links them yet.
       await using x = await startServer({ dataDir: join(dir, "x"), serverKey: "server0" });
       await using y = await startServer({ dataDir: join(dir, "y"), serverKey: "server1" });
@@ -472,7 +452,7 @@ Deno.test({
   name: "/delete-account frees the name everywhere and drops queued messages on every server",
   ignore: !ready,
   async fn() {
-    await withDir(async (dir) => {
+    await withTempDir("socp_test_accounts_", async (dir) => {
       await using mesh = await startMesh(2);
       const [a, b] = mesh.nodes as [typeof mesh.nodes[0], typeof mesh.nodes[0]];
       const hanna = await connectUser(a.url, "user2");
@@ -490,7 +470,10 @@ Deno.test({
       await b.kill();
       const config = join(dir, "hanna.json");
       {
-        await using client = await readyClient(a.url, config, ["--login", "hanna"], ["pw"]);
+        await using client = await readyClient(a.url, config, {
+          args: ["--login", "hanna"],
+          passwords: ["pw"],
+        });
         await client.line("/delete-account");
         await client.line("wrong");
         const wrong = await client.waitFor("error");
@@ -540,7 +523,7 @@ Deno.test({
   name: "an idle client is logged out after --idle-timeout-seconds with a TIMEOUT error",
   ignore: !ready,
   async fn() {
-    await withDir(async (dir) => {
+    await withTempDir("socp_test_accounts_", async (dir) => {
       await using server = await startServer({ args: ["--idle-timeout-seconds", "1"] });
       const me = await writeClientConfig(dir, "idle", "user0");
       await using client = await readyClient(server.url, me.path);
@@ -567,7 +550,7 @@ Deno.test({
   name: "the locally generated config (no account) still connects, chats and lists accounts",
   ignore: !ready,
   async fn() {
-    await withDir(async (dir) => {
+    await withTempDir("socp_test_accounts_", async (dir) => {
       await using server = await startServer();
       const one: ClientConfigFile = await writeClientConfig(dir, "one", "user0");
       const two = await writeClientConfig(dir, "two", "user1");

@@ -10,9 +10,10 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import {
   type ClientConfigFile,
-  type ClientEvent,
   type ClientNode,
   clientReady,
+  onlineEvent,
+  readyClient,
   startClient,
   startServer,
   writeClientConfig,
@@ -20,24 +21,15 @@ import {
 
 const ready = await clientReady();
 
-/** Starts a client for `config` and waits for its `ready` event. */
-async function readyClient(url: string, config: ClientConfigFile): Promise<ClientNode> {
-  const client = await startClient(url, config.path);
-  try {
-    const event = await client.waitFor("ready");
-    assert.equal(event.user_id, config.userId);
-    assert.equal(event.display_name, config.displayName);
-    assert.equal(event.pinned, true);
-  } catch (error) {
-    await client.close().catch(() => {});
-    throw error;
-  }
-  return client;
-}
-
-/** Matches a presence event saying `user` is online. */
-function online(user: ClientConfigFile): (e: ClientEvent) => boolean {
-  return (e) => e.event === "presence" && e.user_id === user.userId && e.online === true;
+/** Starts a client for `config` and checks that its `ready` event names that identity. */
+function readyClientAs(url: string, config: ClientConfigFile): Promise<ClientNode> {
+  return readyClient(url, config.path, {
+    onReady(event) {
+      assert.equal(event.user_id, config.userId);
+      assert.equal(event.display_name, config.displayName);
+      assert.equal(event.pinned, true);
+    },
+  });
 }
 
 Deno.test({
@@ -51,12 +43,12 @@ Deno.test({
       const bobConfig = await writeClientConfig(dir, "bob", "user1");
       const carolConfig = await writeClientConfig(dir, "carol", "user2");
 
-      await using alice = await readyClient(server.url, aliceConfig);
-      await using bob = await readyClient(server.url, bobConfig);
-      await alice.waitFor(online(bobConfig));
-      await using carol = await readyClient(server.url, carolConfig);
-      await alice.waitFor(online(carolConfig));
-      await bob.waitFor(online(carolConfig));
+      await using alice = await readyClientAs(server.url, aliceConfig);
+      await using bob = await readyClientAs(server.url, bobConfig);
+      await alice.waitFor(onlineEvent(bobConfig));
+      await using carol = await readyClientAs(server.url, carolConfig);
+      await alice.waitFor(onlineEvent(carolConfig));
+      await bob.waitFor(onlineEvent(carolConfig));
 
       await t.step("/list lists every online user", async () => {
         await alice.line("/list");
@@ -160,9 +152,9 @@ Deno.test({
       await using server = await startServer();
       const aliceConfig = await writeClientConfig(dir, "alice", "user0");
       const bobConfig = await writeClientConfig(dir, "bob", "user1");
-      await using alice = await readyClient(server.url, aliceConfig);
-      await using bob = await readyClient(server.url, bobConfig);
-      await alice.waitFor(online(bobConfig));
+      await using alice = await readyClientAs(server.url, aliceConfig);
+      await using bob = await readyClientAs(server.url, bobConfig);
+      await alice.waitFor(onlineEvent(bobConfig));
 
       await using twin = await startClient(server.url, aliceConfig.path);
       const error = await twin.waitFor("error");

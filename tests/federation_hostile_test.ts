@@ -23,6 +23,7 @@ import {
   assertAllChat,
   assertDm,
   connectUser,
+  expectRefusal,
   listUsers,
   openServerPeer,
   RawConnection,
@@ -39,15 +40,6 @@ interface HostileUser {
   userId: string;
   keys: KeyPair;
   pubkey: string;
-}
-
-/** Expects the server to answer the first frame with ERROR `code` and to close with 1008. */
-async function expectRefusal(conn: RawConnection, code: string): Promise<Envelope> {
-  const error = await conn.nextError();
-  assert.equal(error.payload["code"], code, JSON.stringify(error.payload));
-  const closed = await conn.closedByServer();
-  assert.equal(closed.code, 1008);
-  return error;
 }
 
 Deno.test("a hostile server peer is refused or ignored while honest users keep chatting", async (t) => {

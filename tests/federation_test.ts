@@ -12,22 +12,15 @@ import { join } from "node:path";
 import {
   decryptBlock,
   encodeBase64Url,
-  encryptBlock,
   encryptText,
   type Envelope,
   importPublicKeyText,
-  OAEP_MAX_PLAINTEXT,
-  sha256Hex,
-  signContent,
   verifyContent,
 } from "../shared/mod.ts";
 import {
   advertOf,
   assertAllChat,
   assertDm,
-  type ClientConfigFile,
-  type ClientEvent,
-  type ClientNode,
   clientReady,
   connectUser,
   entryOf,
@@ -36,13 +29,14 @@ import {
   fixturePubkey,
   linkedPeers,
   listUsers,
+  onlineEvent,
   type RawUser,
+  readyClient,
   removeOf,
   type ServerNode,
   settle,
   shortId,
   sorted,
-  startClient,
   startMesh,
   startMeshNode,
   waitLinked,
@@ -70,34 +64,6 @@ function refusals(nodes: readonly ServerNode[]): string[] {
       `${shortId(node.serverId)}: ${line}`
     )
   );
-}
-
-/** Sends a file the way the client does: 446-byte OAEP chunks under the recipient's key. */
-async function sendFile(
-  from: RawUser,
-  to: RawUser,
-  bytes: Uint8Array,
-  name: string,
-): Promise<{ fileId: string; sha256: string; chunks: number }> {
-  const fileId = crypto.randomUUID();
-  const sha256 = await sha256Hex(bytes);
-  await from.sendFrame("FILE_START", to.userId, {
-    file_id: fileId,
-    name,
-    size: bytes.length,
-    sha256,
-    mode: "dm",
-  });
-  let chunks = 0;
-  for (let i = 0; i < bytes.length; i += OAEP_MAX_PLAINTEXT, chunks++) {
-    await from.sendFrame("FILE_CHUNK", to.userId, {
-      file_id: fileId,
-      index: chunks,
-      ciphertext: await encryptBlock(to.keys.publicKey, bytes.subarray(i, i + OAEP_MAX_PLAINTEXT)),
-    });
-  }
-  await from.sendFrame("FILE_END", to.userId, { file_id: fileId });
-  return { fileId, sha256, chunks };
 }
 
 Deno.test("a three-server mesh relays presence, DMs, the public channel and files", async (t) => {
@@ -151,16 +117,7 @@ Deno.test("a three-server mesh relays presence, DMs, the public channel and file
           `hi all (${member.displayName})`,
         );
         sent.set(member, ciphertext);
-        await alice.sendFrame("MSG_PUBLIC_CHANNEL", member.userId, {
-          ciphertext,
-          sender_pub: alice.pubkey,
-          content_sig: await signContent(alice.keys.privateKey, {
-            ciphertext,
-            from: alice.userId,
-            ts,
-          }),
-          group_id: "public",
-        }, { ts });
+        await alice.sendPublic(member.userId, ciphertext, { ts, groupId: "public" });
       }
       for (const member of [bob, carol]) {
         const frame = await member.next("MSG_PUBLIC_CHANNEL");
@@ -193,15 +150,7 @@ Deno.test("a three-server mesh relays presence, DMs, the public channel and file
     async () => {
       const ts = Date.now();
       const ciphertext = encodeBase64Url(new TextEncoder().encode("plain hello, mesh"));
-      await alice.sendFrame("MSG_PUBLIC_CHANNEL", "public", {
-        ciphertext,
-        sender_pub: alice.pubkey,
-        content_sig: await signContent(alice.keys.privateKey, {
-          ciphertext,
-          from: alice.userId,
-          ts,
-        }),
-      }, { ts });
+      await alice.sendPublic("public", ciphertext, { ts });
       const isIt = (f: Envelope) =>
         f.type === "MSG_PUBLIC_CHANNEL" && f.payload["ciphertext"] === ciphertext;
       for (const member of [bob, carol]) {
@@ -223,7 +172,7 @@ Deno.test("a three-server mesh relays presence, DMs, the public channel and file
 
   await t.step("a file sent to a user on another server arrives intact", async () => {
     const bytes = crypto.getRandomValues(new Uint8Array(2000));
-    const { fileId, sha256, chunks } = await sendFile(alice, carol, bytes, "mesh.bin");
+    const { fileId, sha256, chunks } = await alice.sendFile(carol, { name: "mesh.bin", bytes });
     const ofFile = (type: string) => (f: Envelope) =>
       f.type === type && f.payload["file_id"] === fileId;
     const start = await carol.next(ofFile("FILE_START"));
@@ -431,9 +380,9 @@ Deno.test({
       const aliceConfig = await writeClientConfig(dir, "alice", "user0");
       const bobConfig = await writeClientConfig(dir, "bob", "user1");
       const carolConfig = await writeClientConfig(dir, "carol", "user2");
-      await using alice = await readyClient(a.url, aliceConfig);
-      await using bob = await readyClient(b.url, bobConfig);
-      await using carol = await readyClient(c.url, carolConfig);
+      await using alice = await readyClient(a.url, aliceConfig.path);
+      await using bob = await readyClient(b.url, bobConfig.path);
+      await using carol = await readyClient(c.url, carolConfig.path);
       for (
         const [client, others] of [
           [alice, [bobConfig, carolConfig]],
@@ -441,7 +390,7 @@ Deno.test({
           [carol, [aliceConfig, bobConfig]],
         ] as const
       ) {
-        for (const other of others) await client.waitFor(online(other));
+        for (const other of others) await client.waitFor(onlineEvent(other));
       }
 
       await t.step("/list on each client lists the users of all three servers", async () => {
@@ -493,20 +442,3 @@ Deno.test({
     }
   },
 });
-
-/** Starts a client for `config` and waits for its `ready` event. */
-async function readyClient(url: string, config: ClientConfigFile): Promise<ClientNode> {
-  const client = await startClient(url, config.path);
-  try {
-    await client.waitFor("ready");
-  } catch (error) {
-    await client.close().catch(() => {});
-    throw error;
-  }
-  return client;
-}
-
-/** Matches a presence event saying `user` is online. */
-function online(user: ClientConfigFile): (e: ClientEvent) => boolean {
-  return (e) => e.event === "presence" && e.user_id === user.userId && e.online === true;
-}

@@ -12,6 +12,7 @@ import { weakKey } from "./fixtures/keys.ts";
 import {
   connectUser,
   eventually,
+  expectRefusal,
   HelloRefusedError,
   isError,
   openUser,
@@ -47,15 +48,6 @@ function paddedListRequest(user: RawUser, to: string, bytes: number): string {
   const text = frame("x".repeat(bytes - frame("").length));
   assert.equal(new TextEncoder().encode(text).length, bytes);
   return text;
-}
-
-/** Expects the server to answer the first frame with ERROR `code` and to close the link. */
-async function expectRefusal(conn: RawConnection, code: string): Promise<Envelope> {
-  const error = await conn.nextError();
-  assert.equal(error.payload["code"], code, JSON.stringify(error.payload));
-  const closed = await conn.closedByServer();
-  assert.equal(closed.code, 1008);
-  return error;
 }
 
 Deno.test("socp server answers a misbehaving client with errors while others keep chatting", async (t) => {

@@ -11,49 +11,22 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import {
   type ClientEvent,
-  type ClientNode,
   clientReady,
   connectUser,
   delay,
   errorEvent,
   isAck,
   loginUser,
+  readyClient,
   registerUser,
-  startClient,
   startMesh,
   startServer,
   waitForAccounts,
+  withTempDir,
   writeClientConfig,
 } from "./support/mod.ts";
 
 const ready = await clientReady();
-
-async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "socp_test_offline_" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
-/** Starts a client process and waits for its `ready` event. */
-async function readyClient(
-  url: string,
-  configPath: string,
-  args: string[] = [],
-  passwords: string[] = [],
-): Promise<ClientNode> {
-  const client = await startClient(url, configPath, args);
-  try {
-    for (const p of passwords) await client.line(p);
-    await client.waitFor("ready");
-  } catch (error) {
-    await client.close().catch(() => {});
-    throw error;
-  }
-  return client;
-}
 
 function dmTexts(events: ClientEvent[]): string[] {
   return events.filter((e) => e.event === "dm").map((e) => String(e.text));
@@ -64,7 +37,7 @@ Deno.test({
     "DMs and a file to an offline account are queued, survive restarts of both servers, and arrive once, in order, at the next login elsewhere",
   ignore: !ready,
   async fn() {
-    await withDir(async (dir) => {
+    await withTempDir("socp_test_offline_", async (dir) => {
       await using mesh = await startMesh(2);
       const [a, b] = mesh.nodes as [typeof mesh.nodes[0], typeof mesh.nodes[0]];
 
@@ -111,7 +84,10 @@ Deno.test({
       // olga logs in on B from a new machine: three DMs in order, then the file, once.
       const fresh = join(dir, "olga-laptop", "olga.json");
       {
-        await using client = await readyClient(b.url, fresh, ["--login", "olga"], ["pw"]);
+        await using client = await readyClient(b.url, fresh, {
+          args: ["--login", "olga"],
+          passwords: ["pw"],
+        });
         const file = await client.waitFor("file", 20_000);
         assert.equal(file.ok, true, JSON.stringify(file));
         assert.equal(file.name, "report.bin");
@@ -133,7 +109,10 @@ Deno.test({
 
       // The next login (on A this time) brings nothing old, only what is new.
       {
-        await using client = await readyClient(a.url, fresh, ["--login", "olga"], ["pw"]);
+        await using client = await readyClient(a.url, fresh, {
+          args: ["--login", "olga"],
+          passwords: ["pw"],
+        });
         await using samRaw = await connectUser(a.url, "user4", { userId: sam.userId });
         await samRaw.dm(olga, "four");
         const dm = await client.waitFor("dm");
@@ -150,7 +129,7 @@ Deno.test({
   name: "a full offline queue refuses more with QUEUE_LIMIT, shown to the sender as an error",
   ignore: !ready,
   async fn() {
-    await withDir(async (dir) => {
+    await withTempDir("socp_test_offline_", async (dir) => {
       await using server = await startServer({ args: ["--queue-max", "2"] });
       const pat = await connectUser(server.url, "user5");
       assert.ok(isAck("REGISTER_OK")(await registerUser(pat, "pat", "pw")));

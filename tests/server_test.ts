@@ -12,56 +12,21 @@ import {
   decodeBase64Url,
   decryptBlock,
   encodeBase64Url,
-  encryptBlock,
   encryptText,
   type Envelope,
   importPublicKeyText,
-  OAEP_MAX_PLAINTEXT,
   rsa,
   sha256Hex,
-  signContent,
   verifyContent,
 } from "../shared/mod.ts";
 import {
   connectUser,
   HelloRefusedError,
   openUser,
-  type RawUser,
   runMain,
+  sorted,
   startServer,
 } from "./support/mod.ts";
-
-/** Sends a file from `from` to `to` the way the client does: 446-byte OAEP chunks. */
-async function sendFile(
-  from: RawUser,
-  to: RawUser,
-  bytes: Uint8Array,
-  name: string,
-): Promise<{ fileId: string; sha256: string }> {
-  const fileId = crypto.randomUUID();
-  const sha256 = await sha256Hex(bytes);
-  await from.sendFrame("FILE_START", to.userId, {
-    file_id: fileId,
-    name,
-    size: bytes.length,
-    sha256,
-    mode: "dm",
-  });
-  for (let i = 0, index = 0; i < bytes.length; i += OAEP_MAX_PLAINTEXT, index++) {
-    const chunk = bytes.subarray(i, i + OAEP_MAX_PLAINTEXT);
-    await from.sendFrame("FILE_CHUNK", to.userId, {
-      file_id: fileId,
-      index,
-      ciphertext: await encryptBlock(to.keys.publicKey, chunk),
-    });
-  }
-  await from.sendFrame("FILE_END", to.userId, { file_id: fileId });
-  return { fileId, sha256 };
-}
-
-function sorted(ids: string[]): string[] {
-  return [...ids].sort();
-}
 
 Deno.test("socp server routes, lists and relays between users on one server", async (t) => {
   await using server = await startServer({ args: ["--max-file-bytes", "1000"] });
@@ -228,17 +193,7 @@ Deno.test("socp server routes, lists and relays between users on one server", as
       async () => {
         const ts = Date.now();
         const ciphertext = await encryptText(bob.keys.publicKey, "hi all (bob's copy)");
-        const contentSig = await signContent(alice.keys.privateKey, {
-          ciphertext,
-          from: alice.userId,
-          ts,
-        });
-        await alice.sendFrame("MSG_PUBLIC_CHANNEL", bob.userId, {
-          ciphertext,
-          sender_pub: alice.pubkey,
-          content_sig: contentSig,
-          group_id: "public",
-        }, { ts });
+        await alice.sendPublic(bob.userId, ciphertext, { ts, groupId: "public" });
         const frame = await bob.next("MSG_PUBLIC_CHANNEL");
         assert.equal(frame.from, alice.userId);
         assert.equal(frame.to, bob.userId);
@@ -266,15 +221,7 @@ Deno.test("socp server routes, lists and relays between users on one server", as
       async () => {
         const ts = Date.now();
         const ciphertext = encodeBase64Url(new TextEncoder().encode("plain hello"));
-        await alice.sendFrame("MSG_PUBLIC_CHANNEL", "public", {
-          ciphertext,
-          sender_pub: alice.pubkey,
-          content_sig: await signContent(alice.keys.privateKey, {
-            ciphertext,
-            from: alice.userId,
-            ts,
-          }),
-        }, { ts });
+        await alice.sendPublic("public", ciphertext, { ts });
         for (const user of [bob, carol]) {
           const frame = await user.next((f) =>
             f.type === "MSG_PUBLIC_CHANNEL" && f.to === "public"
@@ -323,7 +270,7 @@ Deno.test("socp server routes, lists and relays between users on one server", as
 
   await t.step("FILE_START, FILE_CHUNK and FILE_END are relayed intact", async () => {
     const bytes = crypto.getRandomValues(new Uint8Array(900));
-    const { fileId, sha256 } = await sendFile(alice, bob, bytes, "notes.bin");
+    const { fileId, sha256 } = await alice.sendFile(bob, { name: "notes.bin", bytes });
     const start = await bob.next((f) => f.type === "FILE_START" && f.payload["file_id"] === fileId);
     assert.equal(start.payload["name"], "notes.bin");
     assert.equal(start.payload["size"], 900);
@@ -350,7 +297,7 @@ Deno.test("socp server routes, lists and relays between users on one server", as
     "FILE_START over --max-file-bytes gets FILE_TOO_LARGE and nothing is relayed",
     async () => {
       const bytes = crypto.getRandomValues(new Uint8Array(1001));
-      const { fileId } = await sendFile(alice, bob, bytes, "big.bin");
+      const { fileId } = await alice.sendFile(bob, { name: "big.bin", bytes });
       const error = await alice.nextError("FILE_TOO_LARGE");
       assert.match(String(error.payload["detail"]), /big\.bin/);
       await alice.dm(bob, "after the big file");

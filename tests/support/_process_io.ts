@@ -1,6 +1,7 @@
 /**
- * Reading a child process's output without ever blocking it: stderr is drained into a bounded
- * tail buffer, stdout is split into lines handed to a callback.
+ * Child processes of `main.ts` ({@linkcode spawnMainTs}), and reading their output without ever
+ * blocking them: stderr is drained into a bounded tail buffer, stdout is split into lines handed
+ * to a callback.
  *
  * @module
  */
@@ -84,6 +85,24 @@ export function drainLines(
   }).then(() => {
     if (partial.length > 0) onLine(partial);
   });
+}
+
+/**
+ * Spawns `deno run --allow-all main.ts <args>` from the repository root with `NO_COLOR=1` (then
+ * `env`), stdin closed unless `stdin` is `"piped"`, and stdout and stderr piped.
+ */
+export function spawnMainTs(
+  args: string[],
+  options: { env?: Record<string, string> | undefined; stdin?: "null" | "piped" } = {},
+): Deno.ChildProcess {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", "main.ts", ...args],
+    cwd: REPO_ROOT,
+    env: { NO_COLOR: "1", ...options.env },
+    stdin: options.stdin ?? "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
 }
 
 /** True when the SOCP_TEST_DEBUG environment variable is set (children log at debug level). */

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { drainLines, REPO_ROOT, testDebug } from "./_process_io.ts";
+import { drainLines, spawnMainTs, testDebug } from "./_process_io.ts";
 import { withTimeout } from "./timeout.ts";
 
 /** Default wait for one output line. */
@@ -51,14 +51,7 @@ export function spawnMain(
   options: { env?: Record<string, string> } = {},
 ): MainProcess {
   const debug = testDebug();
-  const process = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", "main.ts", ...args],
-    cwd: REPO_ROOT,
-    env: { NO_COLOR: "1", ...options.env },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+  const process = spawnMainTs(args, { env: options.env });
   const stdout: string[] = [];
   const stderr: string[] = [];
   const listeners = new Set<() => void>();

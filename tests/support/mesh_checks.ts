@@ -1,14 +1,14 @@
 /**
  * Checks that federation tests share: presence frames about one user, the server's user list,
- * a DM round trip between two scripted users, and "settling" a user's inbox so that the absence
- * of a frame can be asserted without sleeping.
+ * a DM round trip between two scripted users, "settling" a user's inbox so that the absence
+ * of a frame can be asserted without sleeping, and a refused connection.
  *
  * @module
  */
 
 import assert from "node:assert/strict";
 import type { Envelope } from "../../shared/mod.ts";
-import { FRAME_TIMEOUT_MS, type RawUser } from "./raw_user.ts";
+import { FRAME_TIMEOUT_MS, type RawConnection, type RawUser } from "./raw_user.ts";
 
 /** Matches a USER_ADVERTISE about `userId` (optionally hosted on `serverId`). */
 export function advertOf(userId: string, serverId?: string): (f: Envelope) => boolean {
@@ -81,4 +81,13 @@ export async function settle(user: RawUser, senders: readonly RawUser[]): Promis
     const dm = await user.nextDm(sender);
     assert.equal(dm.text, marker);
   }
+}
+
+/** Expects the server to answer the first frame with ERROR `code` and to close with 1008. */
+export async function expectRefusal(conn: RawConnection, code: string): Promise<Envelope> {
+  const error = await conn.nextError();
+  assert.equal(error.payload["code"], code, JSON.stringify(error.payload));
+  const closed = await conn.closedByServer();
+  assert.equal(closed.code, 1008);
+  return error;
 }

@@ -25,4 +25,5 @@ export * from "./raw_user.ts";
 export * from "./start_client.ts";
 export * from "./start_mesh.ts";
 export * from "./start_server.ts";
+export * from "./temp_dir.ts";
 export * from "./timeout.ts";

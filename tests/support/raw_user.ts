@@ -2,8 +2,9 @@
  * A scripted SOCP user in the test process: {@linkcode RawConnection} is a bare WebSocket that
  * buffers every frame the server sends, so a test can await the one it wants (`next`) without
  * losing the others; {@linkcode RawUser} adds an identity (fixture key, UUID), the USER_HELLO
- * handshake, real end-to-end encrypted DMs, and checks that every frame it is handed is signed by
- * the server key from the ACK. Hostile tests use both to send what an honest client never would.
+ * handshake, real end-to-end encrypted DMs, public-channel messages and files, and checks that
+ * every frame it is handed is signed by the server key from the ACK. Hostile tests use both to
+ * send what an honest client never would.
  *
  * @module
  */
@@ -12,14 +13,17 @@ import {
   type CloseInfo,
   decryptText,
   encodePublicKey,
+  encryptBlock,
   encryptText,
   type Envelope,
   importPublicKeyText,
   type JsonObject,
   type KeyPair,
+  OAEP_MAX_PLAINTEXT,
   parseEnvelope,
   type PublicKey,
   serializeEnvelope,
+  sha256Hex,
   signContent,
   signedEnvelope,
   type Transport,
@@ -463,6 +467,61 @@ export class RawUser extends RawConnection {
       sender_pub: this.pubkey,
       content_sig: contentSig,
     }, { ts });
+  }
+
+  /**
+   * Sends `ciphertext` as MSG_PUBLIC_CHANNEL to `to` (`"public"`, or one member's id) with
+   * `sender_pub` and a content_sig over (ciphertext, this user, ts); returns it.
+   */
+  async sendPublic(
+    to: string,
+    ciphertext: string,
+    options: { ts?: number; groupId?: string } = {},
+  ): Promise<Envelope> {
+    const ts = options.ts ?? Date.now();
+    const contentSig = await signContent(this.keys.privateKey, {
+      ciphertext,
+      from: this.userId,
+      ts,
+    });
+    return await this.sendFrame("MSG_PUBLIC_CHANNEL", to, {
+      ciphertext,
+      sender_pub: this.pubkey,
+      content_sig: contentSig,
+      ...(options.groupId === undefined ? {} : { group_id: options.groupId }),
+    }, { ts });
+  }
+
+  /**
+   * Sends a file to `to` the way the client does: FILE_START (mode `dm`), 446-byte OAEP chunks
+   * under the recipient's key, FILE_END. Resolves with the file id, its SHA-256 (hex) and the
+   * number of chunks.
+   */
+  async sendFile(
+    to: Recipient,
+    file: { name: string; bytes: Uint8Array },
+  ): Promise<{ fileId: string; sha256: string; chunks: number }> {
+    const { name, bytes } = file;
+    const fileId = crypto.randomUUID();
+    const sha256 = await sha256Hex(bytes);
+    await this.sendFrame("FILE_START", to.userId, {
+      file_id: fileId,
+      name,
+      size: bytes.length,
+      sha256,
+      mode: "dm",
+    });
+    let chunks = 0;
+    for (let i = 0; i < bytes.length; i += OAEP_MAX_PLAINTEXT, chunks++) {
+      const chunk = bytes.subarray(i, i + OAEP_MAX_PLAINTEXT);
+      await this.sendFrame("FILE_CHUNK", to.userId, {
+        file_id: fileId,
+        index: chunks,
+        ciphertext: await encryptBlock(to.keys.publicKey, chunk),
+      });
+    }
+    await this.sendFrame("FILE_END", to.userId, { file_id: fileId });
+    return { fileId, sha256, chunks };
   }
 
   /** Decrypts the `ciphertext` of a frame addressed to this user. */

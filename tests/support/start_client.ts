@@ -1,15 +1,23 @@
 /**
  * Real `socp client` processes driven through stdin with `--json` output:
  * {@linkcode startClient} spawns one, {@linkcode ClientNode.line} types a command,
- * {@linkcode ClientNode.waitFor} awaits a JSON event. {@linkcode writeClientConfig} writes a
- * config that uses a fixture key, so no test waits for RSA key generation.
+ * {@linkcode ClientNode.waitFor} awaits a JSON event; {@linkcode readyClient} spawns one and awaits
+ * its `ready` event. {@linkcode writeClientConfig} writes a config that uses a fixture key, so no
+ * test waits for RSA key generation.
  *
  * @module
  */
 
 import { join } from "node:path";
 import { type FixtureKeyName, fixturePem } from "../fixtures/keys.ts";
-import { drainLines, drainText, REPO_ROOT, TailBuffer, testDebug } from "./_process_io.ts";
+import {
+  drainLines,
+  drainText,
+  REPO_ROOT,
+  spawnMainTs,
+  TailBuffer,
+  testDebug,
+} from "./_process_io.ts";
 import { withTimeout } from "./timeout.ts";
 
 /** Default wait for one client event. */
@@ -74,24 +82,10 @@ export function startClient(
   options: StartClientOptions = {},
 ): Promise<ClientNode> {
   const debug = testDebug();
-  const process = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-all",
-      "main.ts",
-      "client",
-      configPath,
-      "--server",
-      serverUrl,
-      "--json",
-      ...extraArgs,
-    ],
-    cwd: REPO_ROOT,
-    env: { NO_COLOR: "1", ...(debug ? { SOCP_DEBUG: "1" } : {}), ...options.env },
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+  const process = spawnMainTs(
+    ["client", configPath, "--server", serverUrl, "--json", ...extraArgs],
+    { env: { ...(debug ? { SOCP_DEBUG: "1" } : {}), ...options.env }, stdin: "piped" },
+  );
   const writer = process.stdin.getWriter();
   let stdinOpen = true;
   const all: ClientEvent[] = [];
@@ -199,6 +193,47 @@ export function startClient(
     },
   };
   return Promise.resolve(node);
+}
+
+/** Options for {@linkcode readyClient}. */
+export interface ReadyClientOptions {
+  /** Extra `socp client` flags, e.g. `["--login", "alice"]`. */
+  args?: string[];
+  /** Lines typed before the `ready` event (the password prompts of `--login`). */
+  passwords?: string[];
+  /** Checks the `ready` event; when it throws, the client is closed and the error rethrown. */
+  onReady?: (event: ClientEvent) => void;
+}
+
+/**
+ * Starts a client with {@linkcode startClient}, types `passwords`, and resolves once it printed
+ * its `ready` event; closes the client and rejects when that fails.
+ *
+ * @example
+ * ```ts ignore
+ * await using alice = await readyClient(server.url, aliceConfig.path);
+ * ```
+ */
+export async function readyClient(
+  serverUrl: string,
+  configPath: string,
+  options: ReadyClientOptions = {},
+): Promise<ClientNode> {
+  const client = await startClient(serverUrl, configPath, options.args);
+  try {
+    for (const p of options.passwords ?? []) await client.line(p);
+    const event = await client.waitFor("ready");
+    options.onReady?.(event);
+  } catch (error) {
+    await client.close().catch(() => {});
+    throw error;
+  }
+  return client;
+}
+
+/** Matches a presence event saying `user` is online. */
+export function onlineEvent(user: { userId: string }): (event: ClientEvent) => boolean {
+  return (e) => e.event === "presence" && e.user_id === user.userId && e.online === true;
 }
 
 /** A client config written by {@linkcode writeClientConfig}. */

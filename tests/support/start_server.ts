@@ -9,7 +9,7 @@
 
 import { join } from "node:path";
 import { type FixtureKeyName, fixturePem } from "../fixtures/keys.ts";
-import { drainLines, drainText, REPO_ROOT, TailBuffer, testDebug } from "./_process_io.ts";
+import { drainLines, drainText, spawnMainTs, TailBuffer, testDebug } from "./_process_io.ts";
 import { withTimeout } from "./timeout.ts";
 
 /** How long a server may take to print its `listening` line. */
@@ -148,26 +148,15 @@ async function spawn(
   env: Record<string, string>,
 ): Promise<Run> {
   const debug = testDebug();
-  const command = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-all",
-      "main.ts",
-      "server",
-      "--port",
-      String(port),
-      "--data-dir",
-      dataDir,
-      ...(debug ? ["--log-level", "debug"] : []),
-      ...args,
-    ],
-    cwd: REPO_ROOT,
-    env: { NO_COLOR: "1", ...env },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  });
-  const process = command.spawn();
+  const process = spawnMainTs([
+    "server",
+    "--port",
+    String(port),
+    "--data-dir",
+    dataDir,
+    ...(debug ? ["--log-level", "debug"] : []),
+    ...args,
+  ], { env });
   const stderr = new TailBuffer();
   const stdout: string[] = [];
   const lines: string[] = [];
@@ -410,14 +399,7 @@ export async function runMain(
   args: string[],
   options: { env?: Record<string, string>; timeoutMs?: number } = {},
 ): Promise<MainOutput> {
-  const process = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", "main.ts", ...args],
-    cwd: REPO_ROOT,
-    env: { NO_COLOR: "1", ...options.env },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+  const process = spawnMainTs(args, { env: options.env });
   const output = process.output();
   try {
     const out = await withTimeout(output, options.timeoutMs ?? 30_000, `main.ts ${args.join(" ")}`);
