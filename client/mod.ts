@@ -345,6 +345,8 @@ export async function runClient(args: string[], options: RunClientOptions = {}):
       quitting = true;
       stop.abort();
       ui?.cancelAll();
+      // Wake the terminal loop, which is waiting for the next key press.
+      if (ui) reader.cancel().catch(() => {});
     },
   };
 

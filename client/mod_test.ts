@@ -326,7 +326,8 @@ Deno.test("runClient() /register in a script reads the password twice from the n
   assert.ok(r.server.accounts.has("alice"));
 });
 
-Deno.test("runClient() on a terminal asks for the password on the prompt line without echo", async () => {
+/** Logs alice in on a terminal, lists accounts, then types `ending`; returns the exit code. */
+async function terminalSession(ending: string): Promise<{ code: number; out: string }> {
   const dir = await Deno.makeTempDir({ prefix: "socp_mod_test_" });
   const server = await FakeAccountServer.create();
   await server.addAccount("alice", IDS.alice, await generate(), "hunter2");
@@ -371,12 +372,23 @@ Deno.test("runClient() on a terminal asks for the password on the prompt line wi
     await until("[ready] connected as alice");
     await keys.write(enc.encode("/accounts al*\r"));
     await until('[accounts] 1 matching "al*":\r\n  alice (online)');
-    await keys.write(enc.encode("\x03"));
-    assert.equal(await withTimeout(run, 10_000, "runClient"), 0);
-    assert.ok(!out.includes("hunter2"), "the password is never echoed");
+    await keys.write(enc.encode(ending));
+    return { code: await withTimeout(run, 10_000, "runClient"), out };
   } finally {
     await keys.close().catch(() => {});
     await server.close();
     await Deno.remove(dir, { recursive: true });
   }
+}
+
+Deno.test("runClient() on a terminal asks for the password on the prompt line without echo", async () => {
+  const { code, out } = await terminalSession("\x03");
+  assert.equal(code, 0);
+  assert.ok(!out.includes("hunter2"), "the password is never echoed");
+});
+
+Deno.test("runClient() on a terminal exits on /quit while the keyboard stays open", async () => {
+  const { code, out } = await terminalSession("/quit\r");
+  assert.equal(code, 0);
+  assert.ok(out.includes("/quit"));
 });
