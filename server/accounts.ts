@@ -267,7 +267,9 @@ export class Accounts {
   #fail(key: string): string {
     const blocked = this.#count(key);
     const f = this.#failures.get(key)!;
-    this.#gossip("LOGIN_FAILURE", { username: key, nonce: crypto.randomUUID() }).catch(() => {});
+    this.#hub.gossip("LOGIN_FAILURE", { username: key, nonce: crypto.randomUUID() }).catch(
+      () => {},
+    );
     let message = "Wrong username or password";
     const seconds = Math.ceil(this.#config.loginBlockMs / 1000);
     if (blocked) {
@@ -429,14 +431,7 @@ export class Accounts {
 
   /** Gossips a record to every linked server. */
   async publish(record: UserRecord): Promise<void> {
-    await this.#gossip("DIRECTORY_UPDATE", { record: recordToJson(record) });
-  }
-
-  /** Signs a frame to `*`, marks it seen (so its echo is dropped) and sends it to every server. */
-  async #gossip(type: "DIRECTORY_UPDATE" | "LOGIN_FAILURE", payload: JsonObject): Promise<void> {
-    const text = await this.#hub.emit(type, "*", payload);
-    await this.#hub.markSeenText(text);
-    this.#hub.sendToServers(text);
+    await this.#hub.gossip("DIRECTORY_UPDATE", { record: recordToJson(record) });
   }
 
   /** DIRECTORY_UPDATE frames for every record, for a newly linked server. */

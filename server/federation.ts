@@ -19,7 +19,6 @@ import {
   ProtocolError,
   type PublicKey,
   samePublicKey,
-  serializeEnvelope,
   type Transport,
   TYPE_ALIASES,
   verifyEnvelope,
@@ -438,9 +437,7 @@ export class Federation implements Mesh {
       if (!this.#links.has(s.server_id)) dials.push(this.#link(s.server_id));
     }
     await Promise.allSettled(dials);
-    const announce = await this.#hub.emit("SERVER_ANNOUNCE", "*", this.#helloPayload());
-    await this.#hub.markSeenText(announce);
-    this.broadcast(announce);
+    await this.#hub.gossip("SERVER_ANNOUNCE", this.#helloPayload());
     return true;
   }
 
@@ -594,7 +591,7 @@ export class Federation implements Mesh {
       }
       this.#log.info(`${first.type} from ${short(serverId)} at ${link.remote}`);
       if (!this.#linkUp(link, serverId, serverId)) return;
-      if (frame.type === "SERVER_ANNOUNCE") await this.#hub.markSeenText(serializeEnvelope(first));
+      if (frame.type === "SERVER_ANNOUNCE") this.#hub.seen.add(await seenKey(first));
       await this.#readLoop(link, frames);
     } catch (error) {
       if (!(error instanceof ProtocolError)) throw error;

@@ -153,19 +153,39 @@ export class Hub {
 
   /** Signs and serialises a frame born at this server. */
   async emit(type: string, to: string, payload: JsonObject, ts = this.now()): Promise<string> {
-    const env = await signedEnvelope(this.identity.privateKey, {
-      type,
-      from: this.serverId,
-      to,
-      ts,
-      payload,
-    });
-    return serializeEnvelope(env);
+    return (await this.#sign({ type, from: this.serverId, to, ts, payload })).text;
   }
 
   /** Signs a frame with explicit envelope fields (e.g. `from` kept as the user). */
   async reissue(fields: Omit<Envelope, "sig">): Promise<string> {
-    return serializeEnvelope(await signedEnvelope(this.identity.privateKey, fields));
+    return (await this.#sign(fields)).text;
+  }
+
+  async #sign(fields: Omit<Envelope, "sig">): Promise<{ env: Envelope; text: string }> {
+    const env = await signedEnvelope(this.identity.privateKey, fields);
+    return { env, text: serializeEnvelope(env) };
+  }
+
+  /**
+   * Signs a frame for the mesh, remembers it as seen (so its echo is dropped) and sends it to
+   * every linked server. `from` defaults to this server, `to` to `*`. Returns the text, e.g.
+   * for local clients too.
+   */
+  async gossip(
+    type: string,
+    payload: JsonObject,
+    fields: { from?: string; to?: string; ts?: number } = {},
+  ): Promise<string> {
+    const { env, text } = await this.#sign({
+      type,
+      from: fields.from ?? this.serverId,
+      to: fields.to ?? "*",
+      ts: fields.ts ?? this.now(),
+      payload,
+    });
+    this.seen.add(await seenKey(env));
+    this.sendToServers(text);
+    return text;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -228,9 +248,7 @@ export class Hub {
       others.map((u) => this.emit("USER_ADVERTISE", link.userId, this.advertPayload(u))),
     );
     for (const text of catchUp) link.sendText(text);
-    const advert = await this.emit("USER_ADVERTISE", "*", this.advertPayload(entry));
-    await this.markSeenText(advert);
-    this.sendToServers(advert);
+    const advert = await this.gossip("USER_ADVERTISE", this.advertPayload(entry));
     this.sendToLocal(advert, link.userId);
     await this.rotatePublicKey([link.userId]);
     await this.#notifyOnline(link.userId);
@@ -253,12 +271,10 @@ export class Hub {
     const entry = this.#online.get(link.userId);
     if (entry?.serverId === this.serverId) this.#online.delete(link.userId);
     this.log.info(`user ${short(link.userId)} offline (${this.#local.size} local)`);
-    const remove = await this.emit("USER_REMOVE", "*", {
+    const remove = await this.gossip("USER_REMOVE", {
       user_id: link.userId,
       server_id: this.serverId,
     });
-    await this.markSeenText(remove);
-    this.sendToServers(remove);
     this.sendToLocal(remove);
   }
 
@@ -326,11 +342,6 @@ export class Hub {
     );
   }
 
-  /** Records a frame text as seen, so an echo from the mesh is dropped. */
-  async markSeenText(text: string): Promise<void> {
-    this.seen.add(await seenKey(JSON.parse(text) as Envelope));
-  }
-
   // -------------------------------------------------------------------------------------------
   // Routing
 
@@ -354,7 +365,7 @@ export class Hub {
   }
 
   /** The SERVER_DELIVER that carries a delivery to the recipient's server. */
-  serverDeliverFrame(d: Delivery, toServer: string): Promise<string> {
+  serverDeliverFrame(d: Delivery, toServer: string): Promise<{ env: Envelope; text: string }> {
     const base: JsonObject = {
       user_id: d.recipient,
       sender: d.sender,
@@ -369,7 +380,13 @@ export class Hub {
         content_sig: d.payload["content_sig"] ?? "",
       }
       : { ...stripRelayKeys(d.payload), ...base, inner_type: d.type };
-    return this.emit("SERVER_DELIVER", toServer, payload, d.ts);
+    return this.#sign({
+      type: "SERVER_DELIVER",
+      from: this.serverId,
+      to: toServer,
+      ts: d.ts,
+      payload,
+    });
   }
 
   /**
@@ -391,12 +408,12 @@ export class Hub {
       this.#mesh.linkedServers().includes(remote.serverId)
     ) {
       const mesh = this.#mesh;
-      const text = this.serverDeliverFrame(d, remote.serverId);
+      const signed = this.serverDeliverFrame(d, remote.serverId);
+      const seen = signed.then(async ({ env }) => this.seen.add(await seenKey(env)));
       return {
         result: "remote",
-        send: text.then((t) => () => {
-          this.markSeenText(t).catch(() => {});
-          if (!mesh.sendToServer(remote.serverId, t)) {
+        send: Promise.all([signed, seen]).then(([{ text }]) => () => {
+          if (!mesh.sendToServer(remote.serverId, text)) {
             this.log.warn(`no link to server ${short(remote.serverId)}; delivery dropped`);
           }
         }),
@@ -414,14 +431,14 @@ export class Hub {
     const sender = typeof env.payload["sender"] === "string" ? env.payload["sender"] : env.from;
     const payload: JsonObject = { ...env.payload, sender };
     const fields = { type: env.type, from: env.from, to: env.to, ts: env.ts, payload };
-    const text = await this.reissue(fields);
-    this.sendToLocal(text, sender);
     if (originServer === undefined) {
-      await this.markSeenText(text);
-      this.sendToServers(text);
-    } else if (original !== undefined) {
-      this.sendToServers(original, originServer);
+      // From a local user: signed once, for the mesh and the local users alike.
+      const text = await this.gossip(env.type, payload, { from: env.from, to: env.to, ts: env.ts });
+      this.sendToLocal(text, sender);
+      return;
     }
+    this.sendToLocal(await this.reissue(fields), sender);
+    if (original !== undefined) this.sendToServers(original, originServer);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -485,13 +502,8 @@ export class Hub {
         added_at: now,
       })),
     );
-    const add = await this.emit("PUBLIC_CHANNEL_ADD", "*", { add: added, if_version: previous });
-    const updated = await this.emit("PUBLIC_CHANNEL_UPDATED", "*", { version, wraps });
-    for (const text of [add, updated]) {
-      await this.markSeenText(text);
-      this.sendToServers(text);
-      this.sendToLocal(text);
-    }
+    this.sendToLocal(await this.gossip("PUBLIC_CHANNEL_ADD", { add: added, if_version: previous }));
+    this.sendToLocal(await this.gossip("PUBLIC_CHANNEL_UPDATED", { version, wraps }));
     const shares = wraps
       .filter((w) => this.#local.has(w.member_id))
       .map((w) => ({ member: w.member_id, wrapped_public_channel_key: w.wrapped_key }));
