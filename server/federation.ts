@@ -922,7 +922,10 @@ export class Federation implements Mesh {
     if (hub.localLink(d.recipient)) {
       const routed = hub.route(d);
       const send = routed.send;
-      link.outbox = link.outbox.then(async () => (await send)()).catch((error) => {
+      link.outbox = link.outbox.then(async () => {
+        // The user left between routing and sending: keep the frame for the next login.
+        if (!(await send)()) await hub.hooks.offline?.(d);
+      }).catch((error) => {
         this.#log.error(`delivery failed: ${(error as Error).message}`);
       });
       return;

@@ -391,14 +391,22 @@ export class Hub {
 
   /**
    * Routes one delivery (spec §10): local → the user's link; remote → SERVER_DELIVER to the
-   * hosting server; otherwise the offline hook, else not found. Returns a promise of the text
-   * to send, so callers can sign concurrently and still send in order.
+   * hosting server; otherwise the offline hook, else not found. Returns a promise of the send
+   * step, so callers can sign concurrently and still send in order; the step returns false when
+   * the recipient's link went away in the meantime (nothing was sent).
    */
-  route(d: Delivery): { result: RouteResult; send: Promise<() => void> } {
+  route(d: Delivery): { result: RouteResult; send: Promise<() => boolean> } {
     const link = this.#local.get(d.recipient);
     if (link) {
       const text = this.localFrame(d);
-      return { result: "local", send: text.then((t) => () => link.sendText(t)) };
+      return {
+        result: "local",
+        send: text.then((t) => () => {
+          if (this.#local.get(d.recipient) !== link) return false;
+          link.sendText(t);
+          return true;
+        }),
+      };
     }
     const remote = this.#online.get(d.recipient);
     // With no live link to the user's server (it died and presence is not yet corrected), the
@@ -413,13 +421,13 @@ export class Hub {
       return {
         result: "remote",
         send: Promise.all([signed, seen]).then(([{ text }]) => () => {
-          if (!mesh.sendToServer(remote.serverId, text)) {
-            this.log.warn(`no link to server ${short(remote.serverId)}; delivery dropped`);
-          }
+          if (mesh.sendToServer(remote.serverId, text)) return true;
+          this.log.warn(`no link to server ${short(remote.serverId)}; delivery dropped`);
+          return false;
         }),
       };
     }
-    return { result: "not_found", send: Promise.resolve(() => {}) };
+    return { result: "not_found", send: Promise.resolve(() => false) };
   }
 
   /**

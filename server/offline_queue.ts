@@ -88,22 +88,33 @@ export class OfflineQueue implements AsyncDisposable {
     const store = this.#hub.store;
     const items = await store.listQueue(userId);
     if (items.length === 0) return;
-    const sent: number[] = [];
-    const sends: Promise<() => void>[] = [];
+    // Sign everything at once, send in order, and delete only what was handed to a live link:
+    // if the user's link goes away mid-flush, the rest stays queued for the next time.
+    const steps: { seq: number; send: Promise<() => boolean> | undefined }[] = [];
     for (const item of items) {
       const d = toDelivery(item.frame);
       if (!d) {
-        sent.push(item.seq);
+        steps.push({ seq: item.seq, send: undefined }); // unreadable: dropped
         continue;
       }
       const routed = this.#hub.route(d);
       if (routed.result !== "local" && routed.result !== "remote") break;
-      sends.push(routed.send);
-      sent.push(item.seq);
+      steps.push({ seq: item.seq, send: routed.send });
     }
-    for (const send of sends) (await send)();
-    await store.deleteQueued(sent);
-    this.#hub.log.info(`delivered ${sends.length} queued frames to ${short(userId)}`);
+    const done: number[] = [];
+    let delivered = 0;
+    for (const step of steps) {
+      if (step.send !== undefined) {
+        if (!(await step.send)()) break;
+        delivered++;
+      }
+      done.push(step.seq);
+    }
+    await store.deleteQueued(done);
+    this.#hub.log.info(
+      `delivered ${delivered} queued frames to ${short(userId)}` +
+        (done.length < items.length ? `; ${items.length - done.length} still queued` : ""),
+    );
   }
 
   /** Stops the expiry timer. */

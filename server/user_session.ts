@@ -300,7 +300,7 @@ export class UserSession implements UserLink {
   }
 
   /** Queues a send after every earlier one, so deliveries keep their order. */
-  async #ordered(send: Promise<() => void>): Promise<void> {
+  async #ordered(send: Promise<() => boolean>): Promise<void> {
     this.#inFlight++;
     this.#outbox = this.#outbox.then(async () => {
       try {
