@@ -299,12 +299,15 @@ export class UserSession implements UserLink {
     }
   }
 
-  /** Queues a send after every earlier one, so deliveries keep their order. */
-  async #ordered(send: Promise<() => boolean>): Promise<void> {
+  /**
+   * Queues a send after every earlier one, so deliveries keep their order. When the recipient
+   * left between routing and sending, the delivery goes to the offline queue instead.
+   */
+  async #ordered(delivery: Delivery, send: Promise<() => boolean>): Promise<void> {
     this.#inFlight++;
     this.#outbox = this.#outbox.then(async () => {
       try {
-        (await send)();
+        if (!(await send)()) await this.#hub.hooks.offline?.(delivery);
       } catch (error) {
         this.#hub.log.error(`delivery failed: ${(error as Error).message}`);
       } finally {
@@ -521,7 +524,7 @@ export class UserSession implements UserLink {
       if (type === "FILE_CHUNK" || type === "FILE_END") return; // one error per transfer
       throw new ProtocolError("USER_NOT_FOUND", `User "${env.to.slice(0, 64)}" is not online`);
     }
-    await this.#ordered(routed.send);
+    await this.#ordered(delivery, routed.send);
   }
 }
 
