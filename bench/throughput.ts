@@ -115,7 +115,9 @@ async function run(senderUrl: string, receiverUrl: string): Promise<Result> {
   for (let i = 0; i < PAIRS; i++) {
     const s = await connect(senderUrl, 2 * i);
     senders.push(s);
+    // Both servers must know both users before the timing starts.
     await waitForAdvert(receivers[i]!, s.id);
+    await waitForAdvert(s, receivers[i]!.id);
   }
   // One real ciphertext and content_sig per pair; ts varies per DM (see the module doc).
   const templates = await Promise.all(senders.map(async (s, i) => {
@@ -175,7 +177,15 @@ async function run(senderUrl: string, receiverUrl: string): Promise<Result> {
       }
       await reader;
     });
-    await Promise.all(pairs);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error("no progress for 120 s (DMs lost?)")), 120_000);
+    });
+    try {
+      await Promise.race([Promise.all(pairs), deadline]);
+    } finally {
+      clearTimeout(timer);
+    }
     return (perPair * PAIRS) / ((performance.now() - start) / 1000);
   }
 
