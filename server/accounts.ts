@@ -222,9 +222,15 @@ export class Accounts {
     return { kdf: "scrypt", N: 1 << 15, r: 8, p: 1, salt: await this.#fakeSalt(username) };
   }
 
-  #checkBlocked(key: string): void {
-    const f = this.#failures.get(key);
-    if (!f) return;
+  /** Blocks are also stored, so a restart does not lift them. */
+  async #checkBlocked(key: string): Promise<void> {
+    let f = this.#failures.get(key);
+    if (!f) {
+      const saved = Number(await this.#hub.store.getSetting(`login_block:${key}`) ?? 0);
+      if (saved <= this.#now()) return;
+      f = { count: 0, blockedUntil: saved };
+      this.#failures.set(key, f);
+    }
     const left = f.blockedUntil - this.#now();
     if (left > 0) {
       throw new ProtocolError(
@@ -241,16 +247,16 @@ export class Accounts {
    * Counts a failed login reported by another server (LOGIN_FAILURE), so that the block
    * applies across the mesh, not per server.
    */
-  noteFailure(username: string): void {
+  async noteFailure(username: string): Promise<void> {
     const key = usernameKey(username);
     const f = this.#failures.get(key);
     if (f && f.blockedUntil > this.#now()) return;
-    const blocked = this.#count(key);
+    const blocked = await this.#count(key);
     this.#hub.log.info(`failed login for "${key}" on another server${blocked ? "; blocked" : ""}`);
   }
 
   /** Counts one failure; true when it started a block. */
-  #count(key: string): boolean {
+  async #count(key: string): Promise<boolean> {
     const f = this.#failures.get(key) ?? { count: 0, blockedUntil: 0 };
     if (f.blockedUntil > 0 && f.blockedUntil <= this.#now()) {
       f.blockedUntil = 0;
@@ -261,15 +267,15 @@ export class Accounts {
     if (f.count < this.#config.loginAttempts) return false;
     f.blockedUntil = this.#now() + this.#config.loginBlockMs;
     f.count = 0;
+    await this.#hub.store.setSetting(`login_block:${key}`, String(f.blockedUntil));
     return true;
   }
 
-  #fail(key: string): string {
-    const blocked = this.#count(key);
+  async #fail(key: string): Promise<string> {
+    const blocked = await this.#count(key);
     const f = this.#failures.get(key)!;
-    this.#hub.gossip("LOGIN_FAILURE", { username: key, nonce: crypto.randomUUID() }).catch(
-      () => {},
-    );
+    // Other servers count it too, so the block holds mesh-wide.
+    await this.#hub.gossip("LOGIN_FAILURE", { username: key, nonce: crypto.randomUUID() });
     let message = "Wrong username or password";
     const seconds = Math.ceil(this.#config.loginBlockMs / 1000);
     if (blocked) {
@@ -286,7 +292,7 @@ export class Accounts {
     key: string,
     authKey: string,
   ): Promise<UserRecord> {
-    this.#checkBlocked(key);
+    await this.#checkBlocked(key);
     let verifier: Verifier | undefined;
     try {
       verifier = user?.pake_password ? JSON.parse(user.pake_password) as Verifier : undefined;
@@ -304,7 +310,7 @@ export class Accounts {
       given = "";
     }
     if (!user || !verifier || !equalStrings(given, verifier.verifier)) {
-      throw new ProtocolError("BAD_PASSWORD", this.#fail(key));
+      throw new ProtocolError("BAD_PASSWORD", await this.#fail(key));
     }
     this.#failures.delete(key);
     return user;

@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { encodePublicKey, ProtocolError } from "../shared/mod.ts";
+import {
+  decodeBase64Url,
+  encodeBase64Url,
+  encodePublicKey,
+  ProtocolError,
+  verifierOf,
+} from "../shared/mod.ts";
 import { openSqliteStore, type UserRecord } from "../storage/mod.ts";
 import { fixtureKeyPair } from "../tests/fixtures/keys.ts";
 import { parseServerArgs } from "./config.ts";
@@ -134,4 +140,49 @@ Deno.test("`Accounts.applyRemote()` decides again when a local registration take
     assert.equal(other?.username, null, "the other record keeps no name");
     await store.close();
   }
+});
+
+Deno.test("`Accounts.login()` blocks after 3 failures, and the block survives a restart", async () => {
+  await using store = await openSqliteStore(":memory:");
+  const keys = await fixtureKeyPair("server0");
+  let now = 1_000_000;
+  const open = () =>
+    new Accounts(
+      new Hub({
+        identity: {
+          serverId: crypto.randomUUID(),
+          privateKey: keys.privateKey,
+          publicKey: keys.publicKey,
+          publicKeyText: encodePublicKey(keys.publicKey),
+        },
+        store,
+        log: silentLogger,
+      }),
+      parseServerArgs(["--login-block-seconds", "60"], {}).config,
+      { clock: () => now },
+    );
+  const right = encodeBase64Url(new Uint8Array(32).fill(7));
+  const wrong = encodeBase64Url(new Uint8Array(32).fill(8));
+  await store.putUser(user({
+    username: "alice",
+    pake_password: JSON.stringify({
+      scheme: "scrypt-auth-sha256",
+      verifier: await verifierOf(decodeBase64Url(right)),
+    }),
+  }));
+  const code = (p: Promise<unknown>) =>
+    p.then(() => "ok", (e: unknown) => (e instanceof ProtocolError ? e.code : String(e)));
+
+  let accounts = open();
+  assert.equal(await code(accounts.login("alice", right)), "ok");
+  for (let i = 0; i < 3; i++) {
+    assert.equal(await code(accounts.login("Alice", wrong)), "BAD_PASSWORD");
+  }
+  assert.equal(await code(accounts.login("alice", right)), "LOGIN_BLOCKED");
+
+  accounts = open(); // a restarted server: nothing in memory
+  now += 59_000;
+  await assert.rejects(accounts.login("alice", right), /blocked for 1 more seconds/);
+  now += 2_000;
+  assert.equal(await code(accounts.login("alice", right)), "ok");
 });

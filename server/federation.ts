@@ -849,7 +849,7 @@ export class Federation implements Mesh {
         }
         return;
       case "LOGIN_FAILURE":
-        this.#accounts?.noteFailure(frame.p.username);
+        await this.#accounts?.noteFailure(frame.p.username);
         this.broadcast(text, from);
         return;
       case "REGISTER":
