@@ -440,12 +440,9 @@ export class Accounts {
     await this.#hub.gossip("DIRECTORY_UPDATE", { record: recordToJson(record) });
   }
 
-  /** DIRECTORY_UPDATE frames for every record, for a newly linked server. */
-  async syncFrames(): Promise<string[]> {
-    const users = await this.#hub.store.listUsers();
-    return await Promise.all(
-      users.map((u) => this.#hub.emit("DIRECTORY_UPDATE", "*", { record: recordToJson(u) })),
-    );
+  /** DIRECTORY_UPDATE payloads for every record, for a newly linked server. */
+  async syncPayloads(): Promise<JsonObject[]> {
+    return (await this.#hub.store.listUsers()).map((u) => ({ record: recordToJson(u) }));
   }
 
   /**

@@ -89,6 +89,11 @@ export const webSocketDialer: Dialer = (url, signal) =>
     transport.closed.then(() => fail(new Error(`Could not connect to ${url}`)));
   });
 
+/** Catch-up frames sent at once to a new link, then one every CATCH_UP_INTERVAL_MS. */
+const CATCH_UP_BURST = 20;
+/** 20 frames/s after the burst: with it, at most 60 frames in any 2 s. */
+const CATCH_UP_INTERVAL_MS = 50;
+
 /** Frame types that must carry a valid transport signature from a server. */
 const MUST_SIGN: ReadonlySet<string> = new Set([
   "USER_ADVERTISE",
@@ -641,14 +646,27 @@ export class Federation implements Mesh {
     this.#log.info(
       `linked to server ${short(serverId)} (${link.direction}, ${this.#links.size} links)`,
     );
-    // Catch-up: the directory and our online users, to the new server.
-    this.#spawn(
-      (async () => {
-        for (const text of (await this.#accounts?.syncFrames()) ?? []) link.send(text);
-        for (const text of await this.#hub.localAdverts()) link.send(text);
-      })(),
-    );
+    this.#spawn(this.#catchUp(link));
     return true;
+  }
+
+  /**
+   * Catch-up for a newly linked server: our online users first, then the whole directory.
+   * Frames are signed one at a time as they go, and after a first burst they are paced:
+   * some peers (Group 17, Appendix E) drop more than 64 frames per 2 s from one server.
+   */
+  async #catchUp(link: PeerLink): Promise<void> {
+    const frames: [string, JsonObject][] = [
+      ...this.#hub.localAdvertPayloads().map((p): [string, JsonObject] => ["USER_ADVERTISE", p]),
+      ...((await this.#accounts?.syncPayloads()) ?? []).map((
+        p,
+      ): [string, JsonObject] => ["DIRECTORY_UPDATE", p]),
+    ];
+    for (const [i, [type, payload]] of frames.entries()) {
+      if (i >= CATCH_UP_BURST && !(await this.#sleep(CATCH_UP_INTERVAL_MS))) return;
+      if (link.state === "closed") return;
+      link.send(await this.#hub.emit(type, "*", payload));
+    }
   }
 
   async #readLoop(link: PeerLink, frames: AsyncIterator<string>): Promise<void> {

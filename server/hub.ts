@@ -333,13 +333,9 @@ export class Hub {
     }
   }
 
-  /** Adverts (signed by this server) for every local user, e.g. for a newly linked server. */
-  localAdverts(): Promise<string[]> {
-    return Promise.all(
-      [...this.#local.keys()].map((id) =>
-        this.emit("USER_ADVERTISE", "*", this.advertPayload(this.#online.get(id)!))
-      ),
-    );
+  /** USER_ADVERTISE payloads for every local user, e.g. for a newly linked server. */
+  localAdvertPayloads(): JsonObject[] {
+    return [...this.#local.keys()].map((id) => this.advertPayload(this.#online.get(id)!));
   }
 
   // -------------------------------------------------------------------------------------------

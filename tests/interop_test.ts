@@ -8,20 +8,20 @@
 
 import assert from "node:assert/strict";
 import {
+  canonicalBytes,
   encodeBase64Url,
+  encodePublicKey,
   encryptText,
+  type Envelope,
   importPublicKeyText,
+  type JsonObject,
   publicKeyToPem,
   rsa,
+  serializeEnvelope,
   signContent,
   verifyEnvelope,
 } from "../shared/mod.ts";
-import {
-  canonicalBytes,
-  type Envelope,
-  type JsonObject,
-  serializeEnvelope,
-} from "../shared/mod.ts";
+import { openSqliteStore } from "../storage/mod.ts";
 import { fixtureKeyPair } from "./fixtures/keys.ts";
 import { connectUser, openServerPeer, type RawServer, startServer } from "./support/mod.ts";
 
@@ -189,4 +189,44 @@ Deno.test("socp interoperates with other implementations' server-to-server forms
       );
     },
   );
+});
+
+Deno.test("catch-up to a new peer stays within 64 frames per 2 s (Group 17's per-sender limit)", async () => {
+  const dataDir = await Deno.makeTempDir({ prefix: "socp_test_catchup_" });
+  try {
+    // A directory of 80 users, written before the server starts.
+    const pubkey = encodePublicKey((await fixtureKeyPair("user7")).publicKey);
+    {
+      await using store = await openSqliteStore(`${dataDir}/socp.db`);
+      for (let i = 0; i < 80; i++) {
+        await store.putUser({
+          user_id: crypto.randomUUID(),
+          pubkey,
+          privkey_store: "",
+          pake_password: "",
+          meta: "",
+          version: 1,
+          username: null,
+          home_server: null,
+          updated_at: i,
+          registered_at: 0,
+          deleted: false,
+        });
+      }
+    }
+    await using server = await startServer({ dataDir, serverKey: "server0" });
+    await using peer = await openServerPeer(server.url, "server4", { serverPub: server.pubkey });
+    await peer.helloLink(server.serverId);
+    await peer.next("DIRECTORY_UPDATE");
+    const first = Date.now();
+    const updates = () => peer.received().filter((f) => f.type === "DIRECTORY_UPDATE").length;
+    await new Promise((resolve) => setTimeout(resolve, 1900 - (Date.now() - first)));
+    const inWindow = updates();
+    assert.ok(inWindow <= 64, `${inWindow} catch-up frames within 2 s`);
+    assert.ok(inWindow >= 20, `the first burst goes at once (${inWindow})`);
+    // All 80 arrive in the end.
+    for (let i = 1; i < 80; i++) await peer.next("DIRECTORY_UPDATE", 15_000);
+  } finally {
+    await Deno.remove(dataDir, { recursive: true });
+  }
 });
