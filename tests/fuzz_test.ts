@@ -7,7 +7,7 @@
  */
 
 import assert from "node:assert/strict";
-import { type JsonValue } from "../shared/mod.ts";
+import type { JsonValue } from "../shared/mod.ts";
 import { connectUser, openServerPeer, startServer } from "./support/mod.ts";
 
 /** A small deterministic PRNG (mulberry32). */
