@@ -22,6 +22,8 @@ export const ERROR_CODES = [
   "LOGIN_BLOCKED",
   "NOT_LOGGED_IN",
   "BAD_REQUEST",
+  "FORBIDDEN",
+  "BLOCKED",
   "INTERNAL_ERROR",
 ] as const;
 

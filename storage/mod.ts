@@ -16,7 +16,7 @@
  *
  * const seq = await store.enqueue({ recipient: "bob", sender: "alice", frame: "{}", queued_at: 1 });
  * assert.deepEqual(await store.listQueue("bob"), [
- *   { seq, recipient: "bob", sender: "alice", frame: "{}", queued_at: 1 },
+ *   { seq, recipient: "bob", sender: "alice", frame: "{}", queued_at: 1, entry_id: null },
  * ]);
  * ```
  *
@@ -25,3 +25,4 @@
 
 export * from "./store.ts";
 export * from "./sqlite_store.ts";
+export * from "./file_mode.ts";

@@ -8,14 +8,25 @@ import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlit
 import { dirname } from "node:path";
 import { usernameKey } from "../shared/mod.ts";
 import {
+  ensurePrivateFile,
+  PRIVATE_DIR_MODE,
+  PRIVATE_FILE_MODE,
+  restrictMode,
+} from "./file_mode.ts";
+import {
+  type BlockRecord,
   type GroupMemberRecord,
   type GroupRecord,
   NameTakenError,
+  type NewQueuedFrame,
   type PeerRecord,
   type QueuedFrame,
   type Store,
   type UserRecord,
 } from "./store.ts";
+
+/** Files SQLite keeps beside the database; they hold the same data, so they get mode 0600. */
+const SIDE_FILES = ["-wal", "-shm", "-journal"] as const;
 
 /** Milliseconds a statement waits for a lock held by another connection. */
 const BUSY_TIMEOUT_MS = 5_000;
@@ -85,6 +96,27 @@ const MIGRATIONS: readonly string[] = [
   `,
   // v2: when the account name was registered (deterministic conflict resolution).
   `ALTER TABLE users ADD COLUMN registered_at INT NOT NULL DEFAULT 0;`,
+  // v3: the account key's signature over the record (self-certifying records), and a lookup
+  // of users by key (one key, one user id).
+  `ALTER TABLE users ADD COLUMN proof TEXT NOT NULL DEFAULT '';
+   CREATE INDEX IF NOT EXISTS users_pubkey ON users (pubkey);`,
+  // v4: replicated offline queues: one id per queued message (the same on every server of the
+  // group), and the ids already delivered, so a server that was down never delivers them again.
+  `ALTER TABLE offline_queue ADD COLUMN entry_id TEXT;
+   CREATE UNIQUE INDEX IF NOT EXISTS offline_queue_entry ON offline_queue (entry_id)
+     WHERE entry_id IS NOT NULL;
+   CREATE TABLE IF NOT EXISTS queue_done (
+     entry_id TEXT PRIMARY KEY,
+     done_at INT NOT NULL
+   );
+   CREATE INDEX IF NOT EXISTS queue_done_at ON queue_done (done_at);`,
+  // v5: block lists, each signed by its owner (shared/block_list.ts).
+  `CREATE TABLE IF NOT EXISTS blocks (
+     user_id TEXT PRIMARY KEY,
+     blocked TEXT NOT NULL,
+     seq INT NOT NULL,
+     sig TEXT NOT NULL
+   );`,
 ];
 
 /** The schema version this code writes. */
@@ -136,6 +168,7 @@ function toUser(row: Row): UserRecord {
     updated_at: int(row, "updated_at"),
     registered_at: intOrZero(row, "registered_at"),
     deleted: int(row, "deleted") !== 0,
+    proof: textOrNull(row, "proof") ?? "",
   };
 }
 
@@ -176,6 +209,7 @@ function toQueued(row: Row): QueuedFrame {
     sender: text(row, "sender"),
     frame: text(row, "frame"),
     queued_at: int(row, "queued_at"),
+    entry_id: textOrNull(row, "entry_id"),
   };
 }
 
@@ -214,6 +248,7 @@ interface Statements {
   setSetting: StatementSync;
   getUser: StatementSync;
   getUserByKey: StatementSync;
+  getUserByPubkey: StatementSync;
   putUser: StatementSync;
   listUsers: StatementSync;
   getGroup: StatementSync;
@@ -225,8 +260,18 @@ interface Statements {
   listPeers: StatementSync;
   putPeer: StatementSync;
   enqueue: StatementSync;
+  listAllQueue: StatementSync;
+  putBlocks: StatementSync;
+  listBlocks: StatementSync;
+  listGroups: StatementSync;
+  markDone: StatementSync;
+  deleteDone: StatementSync;
+  isDone: StatementSync;
+  listDone: StatementSync;
+  pruneDone: StatementSync;
   listQueue: StatementSync;
   queueLength: StatementSync;
+  queueSize: StatementSync;
   deleteQueued: StatementSync;
   clearQueue: StatementSync;
   pruneQueue: StatementSync;
@@ -240,6 +285,9 @@ function prepareAll(db: DatabaseSync): Statements {
         "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
     ),
     getUser: db.prepare("SELECT * FROM users WHERE user_id = ?"),
+    getUserByPubkey: db.prepare(
+      "SELECT * FROM users WHERE pubkey = ? AND deleted = 0 ORDER BY user_id LIMIT 1",
+    ),
     getUserByKey: db.prepare(
       "SELECT * FROM users WHERE username_key = ? AND username_key IS NOT NULL AND deleted = 0",
     ),
@@ -247,8 +295,8 @@ function prepareAll(db: DatabaseSync): Statements {
     // other account holding the name instead of failing.
     putUser: db.prepare(
       `INSERT INTO users (user_id, pubkey, privkey_store, pake_password, meta, version,
-         username, username_key, home_server, updated_at, deleted, registered_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         username, username_key, home_server, updated_at, deleted, registered_at, proof)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (user_id) DO UPDATE SET
          pubkey = excluded.pubkey,
          privkey_store = excluded.privkey_store,
@@ -260,7 +308,8 @@ function prepareAll(db: DatabaseSync): Statements {
          home_server = excluded.home_server,
          updated_at = excluded.updated_at,
          deleted = excluded.deleted,
-         registered_at = excluded.registered_at`,
+         registered_at = excluded.registered_at,
+         proof = excluded.proof`,
     ),
     listUsers: db.prepare("SELECT * FROM users ORDER BY user_id"),
     getGroup: db.prepare("SELECT * FROM groups WHERE group_id = ?"),
@@ -297,10 +346,29 @@ function prepareAll(db: DatabaseSync): Statements {
          last_seen = excluded.last_seen`,
     ),
     enqueue: db.prepare(
-      "INSERT INTO offline_queue (recipient, sender, frame, queued_at) VALUES (?, ?, ?, ?)",
+      "INSERT OR IGNORE INTO offline_queue (recipient, sender, frame, queued_at, entry_id) " +
+        "VALUES (?, ?, ?, ?, ?)",
     ),
+    listAllQueue: db.prepare("SELECT * FROM offline_queue ORDER BY seq"),
+    putBlocks: db.prepare(
+      `INSERT INTO blocks (user_id, blocked, seq, sig) VALUES (?, ?, ?, ?)
+       ON CONFLICT (user_id) DO UPDATE SET
+         blocked = excluded.blocked, seq = excluded.seq, sig = excluded.sig`,
+    ),
+    listBlocks: db.prepare("SELECT * FROM blocks ORDER BY user_id"),
+    listGroups: db.prepare("SELECT * FROM groups ORDER BY group_id"),
+    markDone: db.prepare(
+      "INSERT OR IGNORE INTO queue_done (entry_id, done_at) SELECT value, ? FROM json_each(?)",
+    ),
+    deleteDone: db.prepare(
+      "DELETE FROM offline_queue WHERE entry_id IN (SELECT value FROM json_each(?))",
+    ),
+    isDone: db.prepare("SELECT 1 AS d FROM queue_done WHERE entry_id = ?"),
+    listDone: db.prepare("SELECT entry_id FROM queue_done ORDER BY done_at"),
+    pruneDone: db.prepare("DELETE FROM queue_done WHERE done_at < ?"),
     listQueue: db.prepare("SELECT * FROM offline_queue WHERE recipient = ? ORDER BY seq"),
     queueLength: db.prepare("SELECT count(*) AS n FROM offline_queue WHERE recipient = ?"),
+    queueSize: db.prepare("SELECT count(*) AS n FROM offline_queue"),
     deleteQueued: db.prepare(
       "DELETE FROM offline_queue WHERE seq IN (SELECT value FROM json_each(?))",
     ),
@@ -345,6 +413,13 @@ class SqliteStore implements Store {
     });
   }
 
+  getUserByPubkey(pubkey: string): Promise<UserRecord | undefined> {
+    return run(() => {
+      const row = this.#s.getUserByPubkey.get(pubkey);
+      return row === undefined ? undefined : toUser(row);
+    });
+  }
+
   getUserByName(username: string): Promise<UserRecord | undefined> {
     return run(() => {
       const row = this.#s.getUserByKey.get(usernameKey(username));
@@ -353,30 +428,46 @@ class SqliteStore implements Store {
   }
 
   putUser(user: UserRecord): Promise<void> {
+    return run(() => this.#putUser(user));
+  }
+
+  putUsers(users: readonly UserRecord[]): Promise<void> {
     return run(() => {
-      const params: SQLInputValue[] = [
-        user.user_id,
-        user.pubkey,
-        user.privkey_store,
-        user.pake_password,
-        user.meta,
-        user.version,
-        user.username,
-        user.username === null ? null : usernameKey(user.username),
-        user.home_server,
-        user.updated_at,
-        user.deleted ? 1 : 0,
-        user.registered_at,
-      ];
+      this.#db.exec("BEGIN IMMEDIATE");
       try {
-        this.#s.putUser.run(...params);
+        for (const user of users) this.#putUser(user);
+        this.#db.exec("COMMIT");
       } catch (error) {
-        if (user.username !== null && isUniqueViolation(error)) {
-          throw new NameTakenError(user.username, { cause: error });
-        }
+        this.#db.exec("ROLLBACK");
         throw error;
       }
     });
+  }
+
+  #putUser(user: UserRecord): void {
+    const params: SQLInputValue[] = [
+      user.user_id,
+      user.pubkey,
+      user.privkey_store,
+      user.pake_password,
+      user.meta,
+      user.version,
+      user.username,
+      user.username === null ? null : usernameKey(user.username),
+      user.home_server,
+      user.updated_at,
+      user.deleted ? 1 : 0,
+      user.registered_at,
+      user.proof,
+    ];
+    try {
+      this.#s.putUser.run(...params);
+    } catch (error) {
+      if (user.username !== null && isUniqueViolation(error)) {
+        throw new NameTakenError(user.username, { cause: error });
+      }
+      throw error;
+    }
   }
 
   listUsers(): Promise<UserRecord[]> {
@@ -438,11 +529,69 @@ class SqliteStore implements Store {
     });
   }
 
-  enqueue(item: Omit<QueuedFrame, "seq">): Promise<number> {
+  enqueue(item: NewQueuedFrame): Promise<number> {
     return run(() => {
-      const result = this.#s.enqueue.run(item.recipient, item.sender, item.frame, item.queued_at);
-      return Number(result.lastInsertRowid);
+      const result = this.#s.enqueue.run(
+        item.recipient,
+        item.sender,
+        item.frame,
+        item.queued_at,
+        item.entry_id ?? null,
+      );
+      return Number(result.changes) > 0 ? Number(result.lastInsertRowid) : 0;
     });
+  }
+
+  putBlocks(record: BlockRecord): Promise<void> {
+    return run(() => {
+      this.#s.putBlocks.run(record.user_id, JSON.stringify(record.blocked), record.seq, record.sig);
+    });
+  }
+
+  listBlocks(): Promise<BlockRecord[]> {
+    return run(() =>
+      this.#s.listBlocks.all().map((row) => ({
+        user_id: text(row, "user_id"),
+        blocked: (JSON.parse(text(row, "blocked")) as unknown[]).filter((v): v is string =>
+          typeof v === "string"
+        ),
+        seq: int(row, "seq"),
+        sig: text(row, "sig"),
+      }))
+    );
+  }
+
+  listGroups(): Promise<GroupRecord[]> {
+    return run(() => this.#s.listGroups.all().map(toGroup));
+  }
+
+  listAllQueue(): Promise<QueuedFrame[]> {
+    return run(() => this.#s.listAllQueue.all().map(toQueued));
+  }
+
+  markQueueDone(entryIds: readonly string[], doneAt: number): Promise<number> {
+    return run(() => {
+      if (entryIds.length === 0) return 0;
+      const ids = JSON.stringify(entryIds);
+      this.#db.exec("BEGIN IMMEDIATE");
+      try {
+        this.#s.markDone.run(doneAt, ids);
+        const dropped = Number(this.#s.deleteDone.run(ids).changes);
+        this.#db.exec("COMMIT");
+        return dropped;
+      } catch (error) {
+        this.#db.exec("ROLLBACK");
+        throw error;
+      }
+    });
+  }
+
+  isQueueDone(entryId: string): Promise<boolean> {
+    return run(() => this.#s.isDone.get(entryId) !== undefined);
+  }
+
+  listQueueDone(): Promise<string[]> {
+    return run(() => this.#s.listDone.all().map((row) => text(row, "entry_id")));
   }
 
   listQueue(recipient: string): Promise<QueuedFrame[]> {
@@ -452,6 +601,13 @@ class SqliteStore implements Store {
   queueLength(recipient: string): Promise<number> {
     return run(() => {
       const row = this.#s.queueLength.get(recipient);
+      return row === undefined ? 0 : int(row, "n");
+    });
+  }
+
+  queueSize(): Promise<number> {
+    return run(() => {
+      const row = this.#s.queueSize.get();
       return row === undefined ? 0 : int(row, "n");
     });
   }
@@ -473,7 +629,10 @@ class SqliteStore implements Store {
   }
 
   pruneQueue(before: number): Promise<number> {
-    return run(() => Number(this.#s.pruneQueue.run(before).changes));
+    return run(() => {
+      this.#s.pruneDone.run(before);
+      return Number(this.#s.pruneQueue.run(before).changes);
+    });
   }
 
   close(): Promise<void> {
@@ -512,7 +671,8 @@ function run<T>(fn: () => T): Promise<T> {
  * Opens (creating if needed) the SQLite database at `path` as a
  * {@linkcode Store}; `":memory:"` opens a private in-memory database.
  *
- * The parent directory is created when missing. The connection runs in WAL
+ * The parent directory is created (mode 0700) when missing; the database and its
+ * `-wal`/`-shm` files get mode 0600, also when they exist with wider modes. The connection runs in WAL
  * mode with `synchronous=FULL`, so every write is on disk when its promise
  * resolves. Usernames are unique among live accounts, compared by the Unicode
  * lower case of their NFC form.
@@ -531,8 +691,12 @@ function run<T>(fn: () => T): Promise<T> {
  * @returns The open store; close it (or `await using` it) when done.
  */
 export async function openSqliteStore(path: string): Promise<Store> {
-  if (path !== ":memory:" && path !== "") {
-    await Deno.mkdir(dirname(path), { recursive: true });
+  const onDisk = path !== ":memory:" && path !== "";
+  if (onDisk) {
+    await Deno.mkdir(dirname(path), { recursive: true, mode: PRIVATE_DIR_MODE });
+    // SQLite gives its -wal and -shm files the database file's mode.
+    await ensurePrivateFile(path);
+    for (const suffix of SIDE_FILES) await restrictMode(path + suffix, PRIVATE_FILE_MODE);
   }
   const db = new DatabaseSync(path);
   try {
@@ -541,6 +705,9 @@ export async function openSqliteStore(path: string): Promise<Store> {
     db.exec("PRAGMA synchronous = FULL");
     db.exec("PRAGMA foreign_keys = ON");
     migrate(db);
+    if (onDisk) {
+      for (const suffix of SIDE_FILES) await restrictMode(path + suffix, PRIVATE_FILE_MODE);
+    }
     return new SqliteStore(db);
   } catch (error) {
     db.close();

@@ -15,6 +15,7 @@ function user(overrides: Partial<UserRecord> & Pick<UserRecord, "user_id">): Use
     updated_at: 1_000,
     registered_at: 0,
     deleted: false,
+    proof: "",
     ...overrides,
   };
 }
@@ -266,24 +267,26 @@ Deno.test("`openSqliteStore()` returns a user's queue oldest first with increasi
   });
   assert.ok(s1 < s2 && s2 < s3);
   assert.deepEqual(await store.listQueue("bob"), [
-    { seq: s1, recipient: "bob", sender: "a", frame: '{"n":1}', queued_at: 30 },
-    { seq: s3, recipient: "bob", sender: "c", frame: '{"n":3}', queued_at: 20 },
+    { seq: s1, recipient: "bob", sender: "a", frame: '{"n":1}', queued_at: 30, entry_id: null },
+    { seq: s3, recipient: "bob", sender: "c", frame: '{"n":3}', queued_at: 20, entry_id: null },
   ]);
   assert.deepEqual(await store.listQueue("carol"), [
-    { seq: s2, recipient: "carol", sender: "a", frame: '{"n":2}', queued_at: 10 },
+    { seq: s2, recipient: "carol", sender: "a", frame: '{"n":2}', queued_at: 10, entry_id: null },
   ]);
   assert.deepEqual(await store.listQueue("nobody"), []);
 });
 
-Deno.test("`openSqliteStore()` counts queued frames per recipient", async () => {
+Deno.test("`openSqliteStore()` counts queued frames per recipient and in all", async () => {
   await using store = await openSqliteStore(":memory:");
   assert.equal(await store.queueLength("bob"), 0);
+  assert.equal(await store.queueSize(), 0);
   for (let i = 0; i < 3; i++) {
     await store.enqueue({ recipient: "bob", sender: "a", frame: "{}", queued_at: i });
   }
   await store.enqueue({ recipient: "carol", sender: "a", frame: "{}", queued_at: 0 });
   assert.equal(await store.queueLength("bob"), 3);
   assert.equal(await store.queueLength("carol"), 1);
+  assert.equal(await store.queueSize(), 4);
 });
 
 Deno.test("`openSqliteStore()` deletes queued frames by seq only", async () => {
@@ -355,7 +358,7 @@ Deno.test("`openSqliteStore()` keeps everything across close and reopen of a fil
       assert.deepEqual(await store.listMembers("g1"), [member]);
       assert.deepEqual(await store.listPeers(), [peer]);
       assert.deepEqual(await store.listQueue("u1"), [
-        { seq, recipient: "u1", sender: "u2", frame: "{}", queued_at: 3 },
+        { seq, recipient: "u1", sender: "u2", frame: "{}", queued_at: 3, entry_id: null },
       ]);
       // The name index survived too.
       await assert.rejects(
@@ -384,7 +387,7 @@ Deno.test("`openSqliteStore()` opens a file in WAL mode and records its schema v
     const db = new DatabaseSync(path);
     try {
       assert.deepEqual({ ...db.prepare("PRAGMA journal_mode").get() }, { journal_mode: "wal" });
-      assert.deepEqual({ ...db.prepare("PRAGMA user_version").get() }, { user_version: 2 });
+      assert.deepEqual({ ...db.prepare("PRAGMA user_version").get() }, { user_version: 5 });
     } finally {
       db.close();
     }
@@ -408,4 +411,22 @@ Deno.test("`openSqliteStore()` close is idempotent and later calls reject", asyn
   await store[Symbol.asyncDispose]();
   await assert.rejects(store.getSetting("x"), /Store is closed/);
   await assert.rejects(store.enqueue({ recipient: "b", sender: "a", frame: "", queued_at: 0 }));
+});
+
+Deno.test("`openSqliteStore()` queues an entry id once and never again once it was delivered", async () => {
+  await using store = await openSqliteStore(":memory:");
+  const item = { recipient: "bob", sender: "a", frame: "{}", queued_at: 5, entry_id: "e1" };
+  assert.ok((await store.enqueue(item)) > 0);
+  assert.equal(await store.enqueue(item), 0, "a second copy of the same entry is ignored");
+  assert.equal(await store.queueLength("bob"), 1);
+  assert.equal(await store.isQueueDone("e1"), false);
+  assert.equal(await store.markQueueDone(["e1", "e2"], 100), 1);
+  assert.equal(await store.queueLength("bob"), 0);
+  assert.equal(await store.isQueueDone("e1"), true);
+  assert.deepEqual(await store.listQueueDone(), ["e1", "e2"]);
+  // What was delivered is remembered until the age cap prunes it.
+  assert.equal(await store.pruneQueue(50), 0);
+  assert.deepEqual(await store.listQueueDone(), ["e1", "e2"]);
+  await store.pruneQueue(101);
+  assert.deepEqual(await store.listQueueDone(), []);
 });

@@ -31,6 +31,11 @@ export interface UserRecord {
   registered_at: number;
   /** True when the account was deleted (a tombstone kept for directory sync). */
   deleted: boolean;
+  /**
+   * JSON text `{"seq": n, "sig": "…"}`: the account key's signature over the record's
+   * statement (shared/account_record.ts); `""` for an identity without an account.
+   */
+  proof: string;
 }
 
 /** A row of `groups`. */
@@ -51,6 +56,14 @@ export interface GroupMemberRecord {
   added_at: number;
 }
 
+/** A user's block list and its owner's signature (shared/block_list.ts). */
+export interface BlockRecord {
+  user_id: string;
+  blocked: string[];
+  seq: number;
+  sig: string;
+}
+
 /** A known peer server. */
 export interface PeerRecord {
   server_id: string;
@@ -69,7 +82,15 @@ export interface QueuedFrame {
   /** The frame's JSON text. */
   frame: string;
   queued_at: number;
+  /**
+   * The message's id on every server of the group (`null` for frames queued before
+   * replication, which only this server holds).
+   */
+  entry_id: string | null;
 }
+
+/** A frame to queue: `entry_id` (optional) makes a second enqueue of the same id a no-op. */
+export type NewQueuedFrame = Omit<QueuedFrame, "seq" | "entry_id"> & { entry_id?: string };
 
 /** Persistent state of one server. */
 export interface Store extends AsyncDisposable {
@@ -80,10 +101,14 @@ export interface Store extends AsyncDisposable {
 
   /** A user by id (tombstones included). */
   getUser(userId: string): Promise<UserRecord | undefined>;
+  /** A live (not deleted) user holding this public key (base64url DER SPKI). */
+  getUserByPubkey(pubkey: string): Promise<UserRecord | undefined>;
   /** A live (not deleted) user by case-insensitive username. */
   getUserByName(username: string): Promise<UserRecord | undefined>;
   /** Inserts or replaces a user row. Throws `NameTakenError` when the username is taken by another live user. */
   putUser(user: UserRecord): Promise<void>;
+  /** Inserts or replaces several user rows in one transaction: all or none. */
+  putUsers(users: readonly UserRecord[]): Promise<void>;
   /** Every user row (tombstones included), e.g. for directory sync. */
   listUsers(): Promise<UserRecord[]>;
 
@@ -91,6 +116,8 @@ export interface Store extends AsyncDisposable {
   getGroup(groupId: string): Promise<GroupRecord | undefined>;
   /** Inserts or replaces a group. */
   putGroup(group: GroupRecord): Promise<void>;
+  /** Every group (the public channel included). */
+  listGroups(): Promise<GroupRecord[]>;
   /** Members of a group. */
   listMembers(groupId: string): Promise<GroupMemberRecord[]>;
   /** Inserts or replaces a membership. */
@@ -103,22 +130,43 @@ export interface Store extends AsyncDisposable {
    */
   replaceGroup(group: GroupRecord, members: readonly GroupMemberRecord[]): Promise<void>;
 
+  /** Inserts or replaces a user's block list. */
+  putBlocks(record: BlockRecord): Promise<void>;
+  /** Every stored block list. */
+  listBlocks(): Promise<BlockRecord[]>;
+
   /** Known peers. */
   listPeers(): Promise<PeerRecord[]>;
   /** Inserts or replaces a peer. */
   putPeer(peer: PeerRecord): Promise<void>;
 
-  /** Appends a frame to a user's offline queue and returns its seq. */
-  enqueue(item: Omit<QueuedFrame, "seq">): Promise<number>;
+  /**
+   * Appends a frame to a user's offline queue and returns its seq (0 when a frame with the same
+   * `entry_id` is queued already).
+   */
+  enqueue(item: NewQueuedFrame): Promise<number>;
+  /** Every queued frame, oldest first (for a group member catching up). */
+  listAllQueue(): Promise<QueuedFrame[]>;
+  /**
+   * Records entries as delivered (kept until pruned) and deletes them from the queue; returns
+   * how many queued frames were deleted.
+   */
+  markQueueDone(entryIds: readonly string[], doneAt: number): Promise<number>;
+  /** True when the entry was delivered already. */
+  isQueueDone(entryId: string): Promise<boolean>;
+  /** Ids of delivered entries not yet pruned, oldest first. */
+  listQueueDone(): Promise<string[]>;
   /** The queue of one user, oldest first. */
   listQueue(recipient: string): Promise<QueuedFrame[]>;
   /** Number of queued frames for one user. */
   queueLength(recipient: string): Promise<number>;
+  /** Number of queued frames for all users (cheap: for metrics at scrape time). */
+  queueSize(): Promise<number>;
   /** Deletes queued frames by seq. */
   deleteQueued(seqs: readonly number[]): Promise<void>;
   /** Deletes every queued frame of a user. */
   clearQueue(recipient: string): Promise<void>;
-  /** Deletes frames queued before `before` (ms); returns how many. */
+  /** Deletes frames queued (and delivery records made) before `before` (ms); returns how many frames. */
   pruneQueue(before: number): Promise<number>;
 
   /** Closes the store. */
