@@ -39,6 +39,7 @@ Deno.test("`OfflineQueue.flush()` delivers in order and keeps what a vanished li
     updated_at: 1,
     registered_at: 0,
     deleted: false,
+    proof: "",
   });
   for (let i = 0; i < 5; i++) {
     const d: Delivery = {
@@ -46,7 +47,7 @@ Deno.test("`OfflineQueue.flush()` delivers in order and keeps what a vanished li
       sender,
       recipient,
       ts: 1000 + i,
-      payload: { ciphertext: `c${i}`, sender_pub: "k", content_sig: "s" },
+      payload: { ciphertext: `c${i}`, sender_pub: "k", content_sig: `s${i}` },
     };
     assert.equal(await queue.offline(d), "queued");
   }
