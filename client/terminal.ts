@@ -1,11 +1,14 @@
 /**
- * Terminal input and output. On a terminal the client runs a small raw-mode line editor
- * ({@linkcode LineEditor}) so incoming messages never garble the line being typed: the prompt
- * line is cleared, the message printed, and the prompt with the partial input redrawn. Without a
- * terminal, input is read line by line ({@linkcode readLines}) and every event is one line.
+ * Terminal input and output. On a terminal the client runs a raw-mode line editor
+ * ({@linkcode LineEditor}, line_editor.ts: cursor keys, history, Tab completion) so incoming
+ * messages never garble the line being typed: the prompt line is cleared, the message printed,
+ * and the prompt with the partial input redrawn, the cursor where it was. Without a terminal,
+ * input is read line by line ({@linkcode readLines}) and every event is one line.
  *
  * @module
  */
+
+import { type Completer, LineEditor } from "./line_editor.ts";
 
 /** Writes text somewhere (stdout, stderr, a test buffer). */
 export type Write = (text: string) => void;
@@ -38,115 +41,9 @@ export function syncWriter(target: { writeSync(p: Uint8Array): number }): Write 
   };
 }
 
-/** What the editor asks for after some input. */
-export type EditorAction = { kind: "line"; text: string } | { kind: "quit" };
+export { type EditorAction, LineEditor } from "./line_editor.ts";
 
 const CLEAR_LINE = "\r\x1b[2K";
-const MAX_INPUT = 16 * 1024;
-
-/**
- * A minimal line editor: printable characters, Backspace, Enter, Ctrl-U (clear), Ctrl-W (delete
- * word), Ctrl-C (quit) and Ctrl-D (quit on an empty line). Escape sequences (arrows...) are
- * ignored. It only keeps state; {@linkcode TerminalUi} does the drawing.
- *
- * @example
- * ```ts
- * import { LineEditor } from "./terminal.ts";
- * const editor = new LineEditor();
- * const actions = editor.feed("/lisx\x7ft\r");
- * console.assert(actions[0]?.kind === "line" && actions[0].text === "/list");
- * ```
- */
-export class LineEditor {
-  #chars: string[] = [];
-  #escape: "" | "esc" | "csi" | "ss3" = "";
-  #lastCr = false;
-
-  /** The text typed so far. */
-  get text(): string {
-    return this.#chars.join("");
-  }
-
-  /** Replaces the typed text (to set a line aside while a question is asked). */
-  set text(value: string) {
-    this.#chars = [...value].slice(0, MAX_INPUT);
-  }
-
-  /** Processes typed input and returns the completed lines and quit requests, in order. */
-  feed(input: string): EditorAction[] {
-    const actions: EditorAction[] = [];
-    for (const ch of input) {
-      const wasCr = this.#lastCr;
-      this.#lastCr = ch === "\r";
-      if (this.#escape === "esc") {
-        this.#escape = ch === "[" ? "csi" : ch === "O" ? "ss3" : "";
-        continue;
-      }
-      if (this.#escape === "csi") {
-        const c = ch.charCodeAt(0);
-        if (c >= 0x40 && c <= 0x7e) this.#escape = "";
-        continue;
-      }
-      if (this.#escape === "ss3") {
-        this.#escape = "";
-        continue;
-      }
-      switch (ch) {
-        case "\x1b":
-          this.#escape = "esc";
-          break;
-        case "\r":
-        case "\n":
-          if (ch === "\n" && wasCr) break; // \r\n is one Enter
-          actions.push({ kind: "line", text: this.text });
-          this.#chars = [];
-          break;
-        case "\x7f":
-        case "\b":
-          this.#chars.pop();
-          break;
-        case "\x03":
-          actions.push({ kind: "quit" });
-          return actions;
-        case "\x04":
-          if (this.#chars.length === 0) {
-            actions.push({ kind: "quit" });
-            return actions;
-          }
-          break;
-        case "\x15":
-          this.#chars = [];
-          break;
-        case "\x17": {
-          while (this.#chars.length > 0 && this.#chars.at(-1) === " ") this.#chars.pop();
-          while (this.#chars.length > 0 && this.#chars.at(-1) !== " ") this.#chars.pop();
-          break;
-        }
-        case "\t":
-          if (this.#chars.length < MAX_INPUT) this.#chars.push(" ");
-          break;
-        default: {
-          const c = ch.codePointAt(0)!;
-          if (c < 0x20 || (c >= 0x7f && c < 0xa0)) break;
-          if (this.#chars.length < MAX_INPUT) this.#chars.push(ch);
-        }
-      }
-    }
-    return actions;
-  }
-
-  /**
-   * The prompt line as it should look in `columns` columns: the prompt (and status) followed by
-   * the end of the input when it is too long to fit.
-   */
-  render(prompt: string, columns: number, options: { hidden?: boolean } = {}): string {
-    if (options.hidden) return prompt;
-    const room = Math.max(8, columns - [...prompt].length - 1);
-    const chars = this.#chars;
-    const visible = chars.length <= room ? chars.join("") : "…" + chars.slice(-(room - 1)).join("");
-    return prompt + visible;
-  }
-}
 
 /** Options for {@linkcode TerminalUi}. */
 export interface TerminalUiOptions {
@@ -158,6 +55,10 @@ export interface TerminalUiOptions {
   columns: () => number;
   /** Prompt text (default `"> "`). */
   prompt?: string;
+  /** Lines typed in earlier runs, oldest first (for ↑). */
+  history?: readonly string[];
+  /** Tab completion. */
+  complete?: Completer;
 }
 
 interface Question {
@@ -173,7 +74,7 @@ interface Question {
  */
 export class TerminalUi {
   #o: TerminalUiOptions;
-  #editor: LineEditor = new LineEditor();
+  #editor: LineEditor;
   #status: string | undefined;
   #active = false;
   #questions: Question[] = [];
@@ -182,6 +83,10 @@ export class TerminalUi {
   /** Creates the UI (nothing is drawn until {@linkcode TerminalUi.activate}). */
   constructor(options: TerminalUiOptions) {
     this.#o = options;
+    this.#editor = new LineEditor({
+      ...(options.history ? { history: options.history } : {}),
+      ...(options.complete ? { complete: options.complete } : {}),
+    });
   }
 
   /** The editor holding the typed input. */
@@ -218,6 +123,29 @@ export class TerminalUi {
     }
   }
 
+  /** Rings the terminal bell (BEL), e.g. for a direct message; only while drawing the prompt. */
+  bell(): void {
+    if (this.#active) this.#o.write("\x07");
+  }
+
+  /** Shows Tab completion candidates above the prompt, in columns. */
+  showCandidates(items: readonly string[]): void {
+    const width = Math.max(...items.map((i) => [...i].length)) + 2;
+    const perRow = Math.max(1, Math.floor(this.#o.columns() / width));
+    const rows: string[] = [];
+    for (let i = 0; i < items.length; i += perRow) {
+      rows.push(items.slice(i, i + perRow).map((item) => item.padEnd(width)).join("").trimEnd());
+    }
+    this.print(rows.join("\n"));
+  }
+
+  /** Changes the prompt (e.g. `[reconnecting] > ` while the connection is down). */
+  setPrompt(prompt: string): void {
+    if (prompt === (this.#o.prompt ?? "> ")) return;
+    this.#o = { ...this.#o, prompt };
+    if (this.#active) this.redraw();
+  }
+
   /** Shows (or with `undefined` removes) a status such as a progress indicator in the prompt. */
   setStatus(status: string | undefined): void {
     if (status === this.#status) return;
@@ -245,6 +173,8 @@ export class TerminalUi {
       if (this.#questions.length === 1) {
         this.#setAside = this.#editor.text;
         this.#editor.text = "";
+        // An answer (a password) never comes from the history, nor goes into it.
+        this.#editor.plain = true;
       }
       this.redraw();
     });
@@ -281,17 +211,23 @@ export class TerminalUi {
   }
 
   #afterQuestion(): void {
-    if (this.#questions.length === 0 && this.#setAside !== undefined) {
-      this.#editor.text = this.#setAside;
-      this.#setAside = undefined;
+    if (this.#questions.length === 0) {
+      this.#editor.plain = false;
+      if (this.#setAside !== undefined) {
+        this.#editor.text = this.#setAside;
+        this.#setAside = undefined;
+      }
     }
     this.redraw();
   }
 
+  /** The prompt line, then the cursor moved back to its column when it is not at the end. */
   #line(): string {
     const q = this.#questions[0];
     const prompt = (this.#status ? `${this.#status} ` : "") + (q?.prompt ?? this.#o.prompt ?? "> ");
-    return this.#editor.render(prompt, this.#o.columns(), { hidden: q?.secret === true });
+    const view = this.#editor.view(prompt, this.#o.columns(), { hidden: q?.secret === true });
+    const back = [...view.line].length - view.cursor;
+    return back > 0 ? `${view.line}\x1b[${back}D` : view.line;
   }
 }
 

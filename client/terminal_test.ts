@@ -1,13 +1,14 @@
 import assert from "node:assert/strict";
 import { LineEditor, readLines, TerminalUi } from "./terminal.ts";
 
-Deno.test("LineEditor handles typing, backspace, enter, Ctrl-U, Ctrl-W and escape sequences", () => {
+Deno.test("LineEditor handles typing, backspace, enter, Ctrl-U, Ctrl-W and unknown escape sequences", () => {
   const e = new LineEditor();
   assert.deepEqual(e.feed("/tel"), []);
   assert.equal(e.text, "/tel");
   e.feed("x\x7f\bl");
   assert.equal(e.text, "/tel");
-  e.feed("l bob\x1b[Dhé\x1bOA");
+  // Keys the editor has no use for (F5, Insert, an up-arrow with no history) leave no trace.
+  e.feed("l bob\x1b[15~hé\x1b[2~\x1bOA");
   assert.equal(e.text, "/tell bobhé");
   e.feed("\x17");
   assert.equal(e.text, "/tell ");
@@ -45,6 +46,20 @@ Deno.test("TerminalUi prints above the prompt and redraws the partial input", ()
   out = "";
   ui.setStatus("[file] a.bin 42%");
   assert.equal(out, "\r\x1b[2K[file] a.bin 42% > /tell bo");
+  ui.deactivate();
+});
+
+Deno.test("TerminalUi.setPrompt() shows the connection state on the prompt line", () => {
+  let out = "";
+  const ui = new TerminalUi({ write: (t) => (out += t), writeErr: () => {}, columns: () => 80 });
+  ui.activate();
+  ui.editor.feed("/tell bo");
+  out = "";
+  ui.setPrompt("[reconnecting] > ");
+  assert.equal(out, "\r\x1b[2K[reconnecting] > /tell bo");
+  out = "";
+  ui.setPrompt("> ");
+  assert.equal(out, "\r\x1b[2K> /tell bo");
   ui.deactivate();
 });
 
