@@ -20,6 +20,7 @@ import {
   type RawUser,
   startServer,
   TimeoutError,
+  TIMEOUTS,
 } from "./support/mod.ts";
 
 /** Asserts that alice and bob can still exchange end-to-end encrypted DMs both ways. */
@@ -42,10 +43,14 @@ function hello(from: string, pubkey: string): Envelope {
 }
 
 /** A LIST_REQUEST from `user` padded to exactly `bytes` bytes of JSON. */
-function paddedListRequest(user: RawUser, to: string, bytes: number): string {
-  const frame = (pad: string) =>
-    JSON.stringify({ type: "LIST_REQUEST", from: user.userId, to, ts: 1, payload: { pad } });
-  const text = frame("x".repeat(bytes - frame("").length));
+async function paddedListRequest(user: RawUser, to: string, bytes: number): Promise<string> {
+  // Signed, as a client that proved its key must sign every frame; a signature is always 683
+  // base64url characters, so the padding can be sized first.
+  const frame = (pad: string, sig: string) =>
+    JSON.stringify({ type: "LIST_REQUEST", from: user.userId, to, ts: 1, payload: { pad }, sig });
+  const pad = "x".repeat(bytes - frame("", "s".repeat(683)).length);
+  const signed = await user.envelope("LIST_REQUEST", to, { pad }, { ts: 1 });
+  const text = frame(pad, signed.sig!);
   assert.equal(new TextEncoder().encode(text).length, bytes);
   return text;
 }
@@ -107,9 +112,9 @@ Deno.test("socp server answers a misbehaving client with errors while others kee
   });
 
   await t.step("a frame of exactly 65536 bytes is accepted and one byte more is not", async () => {
-    mallory.send(paddedListRequest(mallory, server.serverId, 65_536));
+    mallory.send(await paddedListRequest(mallory, server.serverId, 65_536));
     await mallory.next("LIST_RESPONSE");
-    mallory.send(paddedListRequest(mallory, server.serverId, 65_537));
+    mallory.send(await paddedListRequest(mallory, server.serverId, 65_537));
     await mallory.nextError("FRAME_TOO_LARGE");
     await mallory.sendFrame("LIST_REQUEST", server.serverId, {});
     await mallory.next("LIST_RESPONSE");
@@ -413,7 +418,7 @@ Deno.test("socp server rate-limits a flooding client and recovers", async () => 
       if (error instanceof TimeoutError) return undefined;
       throw error;
     }
-  }, { timeoutMs: 5000, what: "the flooding user to be served again" });
+  }, { timeoutMs: TIMEOUTS.eventually, what: "the flooding user to be served again" });
   await flood.dm(alice, "sorry about that");
   assert.equal((await alice.nextDm(flood)).text, "sorry about that");
 
