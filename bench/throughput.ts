@@ -1,6 +1,8 @@
 /**
  * DM throughput and latency through real `socp server` processes, printed next to the raw
- * RSA-4096 sign rate of this machine (run with `deno task bench`).
+ * RSA-4096 sign rate of this machine on all cores, with WebCrypto and with OpenSSL (the servers'
+ * default backend when libcrypto.so.3 loads; `SOCP_RSA=webcrypto` in the environment makes them
+ * use WebCrypto) (run with `deno task bench`).
  *
  * Senders pipeline pre-built MSG_DIRECT frames (at most WINDOW outstanding each); receivers
  * count USER_DELIVER frames. Every delivered DM costs the receiving server one transport
@@ -17,13 +19,15 @@ import {
   canonicalBytes,
   encodePublicKey,
   encryptText,
-  rsa,
+  type RsaBackend,
   serializeEnvelope,
   signContent,
   signedEnvelope,
   type Transport,
+  webCryptoBackend,
   webSocketTransport,
 } from "../shared/mod.ts";
+import { installRsaBackend, loadOpenSslBackend } from "../shared/openssl_rsa.ts";
 import { fixtureKeyPair, USER_KEYS } from "../tests/fixtures/keys.ts";
 import { type ServerNode, startServer } from "../tests/support/mod.ts";
 import { renderBootstrap } from "../server/mod.ts";
@@ -41,19 +45,22 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
-async function signRate(): Promise<number> {
+/** Signs per second with `backend`, 4 per core in flight, for about `seconds`. */
+async function signRate(backend: RsaBackend, seconds = 2): Promise<number> {
   const { privateKey } = await fixtureKeyPair("user0");
   const data = canonicalBytes({ bench: "x".repeat(600) });
-  const n = 200;
+  await backend.sign(privateKey, data); // parse and warm up outside the timing
+  const until = performance.now() + seconds * 1000;
+  let done = 0;
   const start = performance.now();
-  const inFlight = new Set<Promise<unknown>>();
-  for (let i = 0; i < n; i++) {
-    const p = rsa().sign(privateKey, data).finally(() => inFlight.delete(p));
-    inFlight.add(p);
-    if (inFlight.size >= 8) await Promise.race(inFlight);
-  }
-  await Promise.all(inFlight);
-  return n / ((performance.now() - start) / 1000);
+  const worker = async () => {
+    while (performance.now() < until) {
+      await backend.sign(privateKey, data);
+      done++;
+    }
+  };
+  await Promise.all(Array.from({ length: 4 * navigator.hardwareConcurrency }, worker));
+  return done / ((performance.now() - start) / 1000);
 }
 
 interface User {
@@ -73,13 +80,16 @@ async function connect(url: string, keyIndex: number): Promise<User> {
     await signedEnvelope(keys.privateKey, {
       type: "USER_HELLO",
       from: id,
-      to: "server",
+      to: "*",
       ts: Date.now(),
       payload: {
         client: "bench",
         pubkey: pub,
         enc_pubkey: pub,
         meta: { display_name: `b${keyIndex}` },
+        // Proof of possession: the id and a fresh time under the user's signature.
+        user_id: id,
+        hello_ts: Date.now(),
       },
     }),
   ));
@@ -119,34 +129,49 @@ async function run(senderUrl: string, receiverUrl: string): Promise<Result> {
     await waitForAdvert(receivers[i]!, s.id);
     await waitForAdvert(s, receivers[i]!.id);
   }
-  // One real ciphertext and content_sig per pair; ts varies per DM (see the module doc).
+  // One real ciphertext per pair. Every DM is a spec-conformant frame built before the clock
+  // starts: its own ts, its own content_sig and the sender's transport signature.
   const templates = await Promise.all(senders.map(async (s, i) => {
     const keys = await fixtureKeyPair(USER_KEYS[(2 * i) % USER_KEYS.length]!);
     const to = receivers[i]!;
     const toKeys = await fixtureKeyPair(USER_KEYS[(2 * i + 1) % USER_KEYS.length]!);
     const ciphertext = await encryptText(toKeys.publicKey, "benchmark message");
-    const ts = Date.now();
-    return {
-      from: s.id,
-      to: to.id,
-      payload: {
-        ciphertext,
-        sender_pub: encodePublicKey(keys.publicKey),
-        content_sig: await signContent(keys.privateKey, { ciphertext, from: s.id, to: to.id, ts }),
-      },
-    };
+    return { from: s.id, to: to.id, keys, ciphertext, senderPub: encodePublicKey(keys.publicKey) };
   }));
-  const base = Date.now() + 1_000_000;
+  let nextTs = Date.now() + 1_000_000;
+  /** `count` signed MSG_DIRECT texts from pair `i`, with their ts. */
+  async function frames(i: number, count: number): Promise<{ ts: number; text: string }[]> {
+    const t = templates[i]!;
+    const out: { ts: number; text: string }[] = [];
+    for (let n = 0; n < count; n++) {
+      const ts = nextTs++;
+      const contentSig = await signContent(t.keys.privateKey, {
+        ciphertext: t.ciphertext,
+        from: t.from,
+        to: t.to,
+        ts,
+      });
+      const env = await signedEnvelope(t.keys.privateKey, {
+        type: "MSG_DIRECT",
+        from: t.from,
+        to: t.to,
+        ts,
+        payload: { ciphertext: t.ciphertext, sender_pub: t.senderPub, content_sig: contentSig },
+      });
+      out.push({ ts, text: serializeEnvelope(env) });
+    }
+    return out;
+  }
   const sentAt = new Map<number, number>();
   const latencies: number[] = [];
 
   async function phase(count: number, window: number): Promise<number> {
-    const start = performance.now();
     const perPair = Math.ceil(count / PAIRS);
-    let nextTs = base + sentAt.size + latencies.length + 10_000 * Math.random();
+    const prepared = await Promise.all(senders.map((_, i) => frames(i, perPair)));
+    const start = performance.now();
     const pairs = senders.map(async (sender, i) => {
       const receiver = receivers[i]!;
-      const t = templates[i]!;
+      const batch = prepared[i]!;
       let outstanding = 0;
       let received = 0;
       let wake: (() => void) | undefined;
@@ -168,12 +193,10 @@ async function run(senderUrl: string, receiverUrl: string): Promise<Result> {
       })();
       for (let n = 0; n < perPair; n++) {
         while (outstanding >= window) await new Promise<void>((r) => (wake = r));
-        const ts = Math.floor(nextTs++);
+        const { ts, text } = batch[n]!;
         sentAt.set(ts, performance.now());
         outstanding++;
-        sender.transport.send(
-          JSON.stringify({ type: "MSG_DIRECT", from: t.from, to: t.to, ts, payload: t.payload }),
-        );
+        sender.transport.send(text);
       }
       await reader;
     });
@@ -207,26 +230,55 @@ async function run(senderUrl: string, receiverUrl: string): Promise<Result> {
   };
 }
 
-function line(label: string, r: Result, signs: number): string {
+function line(label: string, r: Result): string {
+  const ratios = [
+    ...(openSslSigns === undefined ? [] : [`${(r.rate / openSslSigns).toFixed(2)} × openssl`]),
+    `${(r.rate / webCryptoSigns).toFixed(2)} × webcrypto`,
+  ];
   return `${label.padEnd(24)} ${r.rate.toFixed(0).padStart(6)} DMs/s  (${
-    (r.rate / signs).toFixed(2)
-  } × sign rate)` +
+    ratios.join(", ")
+  } sign rate)` +
     `  loaded p50 ${r.p50.toFixed(1)} ms  p99 ${r.p99.toFixed(1)} ms` +
     `  |  unloaded p50 ${r.idleP50.toFixed(1)} ms  p99 ${r.idleP99.toFixed(1)} ms`;
 }
 
-const signs = await signRate();
+// The bench's own users sign with the fastest backend too (their frames are built untimed).
+installRsaBackend("client", { log: () => {} });
+const cores = navigator.hardwareConcurrency;
+const webCryptoSigns = await signRate(webCryptoBackend);
 console.log(
-  `RSA-4096 PSS sign rate on this machine (WebCrypto, concurrent): ${signs.toFixed(0)} signs/s`,
+  `RSA-4096 PSS sign rate on this machine (${cores} cores, concurrent, ~2 s each):\n` +
+    `  webcrypto ${webCryptoSigns.toFixed(0).padStart(6)} signs/s`,
 );
-console.log(`${TOTAL} DMs over ${PAIRS} sender/receiver pairs, window ${WINDOW} per pair\n`);
+let openSslSigns: number | undefined;
+{
+  await using openssl = loadOpenSslBackend();
+  if (openssl === undefined) {
+    console.log("  openssl   not available (libcrypto.so.3 missing or no --allow-ffi)");
+  } else {
+    openSslSigns = await signRate(openssl);
+    console.log(
+      `  openssl   ${openSslSigns.toFixed(0).padStart(6)} signs/s  (${
+        (openSslSigns / webCryptoSigns).toFixed(2)
+      } × webcrypto; ${openssl.version})`,
+    );
+  }
+}
+console.log(`${TOTAL} DMs over ${PAIRS} sender/receiver pairs, window ${WINDOW} per pair`);
+
+/** The backend a server reported in its `rsa backend: …` log line. */
+async function backendOf(server: ServerNode): Promise<string> {
+  const line = await server.waitForLog(/rsa backend: /);
+  return line.slice(line.indexOf("rsa backend: ") + "rsa backend: ".length);
+}
 
 let one: Result;
 {
   await using server = await startServer({ args: ["--rate", "100000", "--burst", "100000"] });
+  console.log(`servers' rsa backend: ${await backendOf(server)}\n`);
   one = await run(server.url, server.url);
 }
-console.log(line("1 server", one, signs));
+console.log(line("1 server", one));
 
 {
   const a: ServerNode = await startServer({
@@ -246,7 +298,7 @@ console.log(line("1 server", one, signs));
       args: ["--bootstrap", bootstrap, "--rate", "100000", "--burst", "100000"],
     });
     const two = await run(a.url, b.url);
-    console.log(line("2 servers (1 hop)", two, signs));
+    console.log(line("2 servers (1 hop)", two));
     console.log(`\ncross-server / single-server throughput: ${(two.rate / one.rate).toFixed(2)}`);
   } finally {
     await Deno.remove(dir, { recursive: true });

@@ -8,10 +8,13 @@
 
 import {
   encodeBase64Url,
+  encodePublicKey,
   type Envelope,
   importPublicKeyText,
   type JsonObject,
   keySharePreimage,
+  plural,
+  type PresenceEntry,
   rsa,
   serializeEnvelope,
   signedEnvelope,
@@ -20,8 +23,9 @@ import type { Store } from "../storage/mod.ts";
 import type { ServerIdentity } from "./identity.ts";
 import { type Logger, short } from "./log.ts";
 import type { Mesh } from "./mesh.ts";
+import { ServerMetrics } from "./metrics.ts";
 import type { Clock } from "./rate_limit.ts";
-import { SeenCache, seenKey } from "./seen_cache.ts";
+import { SeenCache, seenKey, stripRelayKeys } from "./seen_cache.ts";
 
 /** A connected local user, as the hub sees it. */
 export interface UserLink {
@@ -70,9 +74,6 @@ export interface Delivery {
 /** What happened to a delivery. */
 export type RouteResult = "local" | "remote" | "queued" | "not_found";
 
-/** Payload keys the hub adds around a user payload when relaying it. */
-const RELAY_KEYS = new Set(["user_id", "sender", "inner_type", "orig_ts", "msg_ts"]);
-
 /** Hooks that later layers (accounts, offline delivery) plug into routing. */
 export interface HubHooks {
   /** Called for a recipient who is not online anywhere; may queue it. */
@@ -93,6 +94,13 @@ export interface HubOptions {
   log: Logger;
   /** Clock (ms). */
   clock?: Clock;
+  /**
+   * Joins within this many ms are announced to the public channel together (default 0: each
+   * at once). A server uses a short window so that a burst of joins costs one announcement.
+   */
+  channelBatchMs?: number;
+  /** Metrics of this server (default: a fresh registry). */
+  metrics?: ServerMetrics;
 }
 
 /** The routing core of one server. */
@@ -107,14 +115,31 @@ export class Hub {
   readonly log: Logger;
   /** Loop and replay suppression for server-relayed frames. */
   readonly seen: SeenCache;
+  /** Metrics of this server. */
+  readonly metrics: ServerMetrics;
   /** Hooks for offline delivery. */
   hooks: HubHooks = {};
   #clock: Clock;
   #local = new Map<string, UserLink>();
   #online = new Map<string, OnlineUser>();
+  /** When each user was last seen online (ms), for users who went offline. */
+  #lastSeen = new Map<string, { at: number; displayName: string | undefined }>();
+  /** Who blocked whom (set at start-up by the block-list service). */
+  blockLists: { blocks(owner: string, other: string): boolean } | undefined;
   #mesh: Mesh | undefined;
   #publicVersion = 0;
   #rotation: Promise<void> = Promise.resolve();
+  /** This run's public channel key (memory only; never stored or sent in the clear). */
+  #channelKey: Uint8Array | undefined;
+  /** Users who joined since the last channel announcement (announced in one batch). */
+  #pendingJoins: string[] = [];
+  #channelBatchMs: number;
+  #announceTimer: ReturnType<typeof setTimeout> | undefined;
+  /**
+   * The signed USER_ADVERTISE text last sent to local clients for each online user, so a
+   * joining user's catch-up costs no signature.
+   */
+  #advertTexts = new Map<string, string>();
 
   /** Creates a hub with no users. */
   constructor(options: HubOptions) {
@@ -124,6 +149,18 @@ export class Hub {
     this.log = options.log;
     this.#clock = options.clock ?? Date.now;
     this.seen = new SeenCache({ clock: this.#clock });
+    this.metrics = options.metrics ?? new ServerMetrics();
+    this.#channelBatchMs = options.channelBatchMs ?? 0;
+  }
+
+  /** Stops the channel announcement timer (pending joins are announced first). */
+  async close(): Promise<void> {
+    if (this.#announceTimer !== undefined) {
+      clearTimeout(this.#announceTimer);
+      this.#announceTimer = undefined;
+      this.#rotation = this.#rotation.then(() => this.#announceJoins());
+    }
+    await this.#rotation.catch(() => {});
   }
 
   /** Connects the mesh (set once at start-up). */
@@ -162,7 +199,9 @@ export class Hub {
   }
 
   async #sign(fields: Omit<Envelope, "sig">): Promise<{ env: Envelope; text: string }> {
+    const started = this.metrics.now();
     const env = await signedEnvelope(this.identity.privateKey, fields);
+    this.metrics.frameSigned(fields.type, fields.payload, (this.metrics.now() - started) / 1000);
     return { env, text: serializeEnvelope(env) };
   }
 
@@ -174,8 +213,14 @@ export class Hub {
   async gossip(
     type: string,
     payload: JsonObject,
-    fields: { from?: string; to?: string; ts?: number } = {},
+    fields: { from?: string; to?: string; ts?: number; groupOnly?: boolean } = {},
   ): Promise<string> {
+    // Private state with no server of the group linked: nobody to tell, nothing to sign.
+    if (
+      fields.groupOnly && !this.#mesh?.linkedServers().some((id) => this.#mesh!.isGroupServer(id))
+    ) {
+      return "";
+    }
     const { env, text } = await this.#sign({
       type,
       from: fields.from ?? this.serverId,
@@ -184,7 +229,8 @@ export class Hub {
       payload,
     });
     this.seen.add(await seenKey(env));
-    this.sendToServers(text);
+    if (fields.groupOnly) this.#mesh?.broadcastGroup(text);
+    else this.sendToServers(text);
     return text;
   }
 
@@ -216,6 +262,59 @@ export class Hub {
     for (const [id, link] of this.#local) if (id !== except) link.sendText(text);
   }
 
+  /** True when `subject` has blocked `viewer`: the viewer does not see the subject. */
+  hiddenFrom(viewer: string, subject: string): boolean {
+    return this.blockLists?.blocks(subject, viewer) ?? false;
+  }
+
+  /**
+   * Sends a presence frame about `subject` to every local user except `except` and those the
+   * subject has blocked (a blocked user does not see the blocker's presence).
+   */
+  sendPresence(text: string, subject: string, except?: string): void {
+    for (const [id, link] of this.#local) {
+      if (id !== except && !this.hiddenFrom(id, subject)) link.sendText(text);
+    }
+  }
+
+  /** Notes that a user went offline now (presence history). */
+  #wentOffline(userId: string, displayName: string | undefined): void {
+    if (this.#lastSeen.size >= 100_000) {
+      const cutoff = this.now() - 86_400_000;
+      for (const [id, seen] of this.#lastSeen) if (seen.at < cutoff) this.#lastSeen.delete(id);
+      if (this.#lastSeen.size >= 100_000) {
+        this.#lastSeen.delete(this.#lastSeen.keys().next().value!);
+      }
+    }
+    this.#lastSeen.set(userId, { at: this.now(), displayName });
+  }
+
+  /**
+   * Users online at any moment within the last `seconds`, as `viewer` may see them: everyone
+   * online now and everyone who went offline since, without the viewer and without users who
+   * blocked the viewer. Sorted by id.
+   */
+  presenceSince(viewer: string, seconds: number): PresenceEntry[] {
+    const now = this.now();
+    const since = now - seconds * 1000;
+    const out = new Map<string, PresenceEntry>();
+    for (const [id, seen] of this.#lastSeen) {
+      if (seen.at < since) continue;
+      const entry: PresenceEntry = { user_id: id, online: false, last_seen: seen.at };
+      if (seen.displayName !== undefined) entry.display_name = seen.displayName;
+      out.set(id, entry);
+    }
+    for (const u of this.#online.values()) {
+      const entry: PresenceEntry = { user_id: u.userId, online: true, last_seen: now };
+      if (u.displayName !== undefined) entry.display_name = u.displayName;
+      out.set(u.userId, entry);
+    }
+    out.delete(viewer);
+    return [...out.values()]
+      .filter((e) => !this.hiddenFrom(viewer, e.user_id))
+      .sort((a, b) => (a.user_id < b.user_id ? -1 : 1));
+  }
+
   /** Sends a text to every linked server except `except`. */
   sendToServers(text: string, except?: string): void {
     this.#mesh?.broadcast(text, except);
@@ -234,6 +333,25 @@ export class Hub {
     return { user_id: user.userId, server_id: user.serverId, meta };
   }
 
+  /**
+   * A local user changed the display name (USER_UPDATE): advertised again to the mesh and to
+   * the local clients, as at hello.
+   */
+  async updateLocalUser(link: UserLink, displayName: string): Promise<void> {
+    const entry = this.#online.get(link.userId);
+    if (this.#local.get(link.userId) !== link || entry?.serverId !== this.serverId) return;
+    if (entry.displayName === displayName) return;
+    const updated: OnlineUser = { ...entry, displayName };
+    this.#online.set(link.userId, updated);
+    this.log.info(`user ${short(link.userId)} is now "${displayName}"`, {
+      event: "user_renamed",
+      user_id: link.userId,
+    });
+    const advert = await this.gossip("USER_ADVERTISE", this.advertPayload(updated));
+    this.#advertTexts.set(link.userId, advert); // users who join later learn the new name
+    this.sendPresence(advert, link.userId, link.userId);
+  }
+
   /** Registers a local user who said hello; tells the mesh and the local clients. */
   async addLocalUser(link: UserLink, user: Omit<OnlineUser, "serverId">): Promise<void> {
     const entry: OnlineUser = { ...user, serverId: this.serverId };
@@ -241,16 +359,24 @@ export class Hub {
     this.#online.set(link.userId, entry);
     this.log.info(
       `user ${short(link.userId)} "${user.displayName ?? ""}" online (${this.#local.size} local)`,
+      { event: "user_online", user_id: link.userId },
     );
-    // Catch-up: everyone already online, as adverts addressed to the new user.
-    const others = this.onlineUsers().filter((u) => u.userId !== link.userId);
+    // Catch-up: everyone already online, as the adverts already signed for local clients (no
+    // new signature per user: a join costs O(1) signatures however many users are online).
+    const others = this.onlineUsers().filter((u) =>
+      u.userId !== link.userId && !this.hiddenFrom(link.userId, u.userId)
+    );
     const catchUp = await Promise.all(
-      others.map((u) => this.emit("USER_ADVERTISE", link.userId, this.advertPayload(u))),
+      others.map((u) =>
+        this.#advertTexts.get(u.userId) ??
+          this.emit("USER_ADVERTISE", link.userId, this.advertPayload(u))
+      ),
     );
     for (const text of catchUp) link.sendText(text);
     const advert = await this.gossip("USER_ADVERTISE", this.advertPayload(entry));
-    this.sendToLocal(advert, link.userId);
-    await this.rotatePublicKey([link.userId]);
+    this.#advertTexts.set(link.userId, advert);
+    this.sendPresence(advert, link.userId, link.userId);
+    await this.joinPublicChannel([link.userId]);
     await this.#notifyOnline(link.userId);
   }
 
@@ -269,29 +395,58 @@ export class Hub {
     if (this.#local.get(link.userId) !== link) return;
     this.#local.delete(link.userId);
     const entry = this.#online.get(link.userId);
-    if (entry?.serverId === this.serverId) this.#online.delete(link.userId);
-    this.log.info(`user ${short(link.userId)} offline (${this.#local.size} local)`);
+    if (entry?.serverId === this.serverId) {
+      this.#online.delete(link.userId);
+      this.#advertTexts.delete(link.userId);
+    }
+    this.#wentOffline(link.userId, entry?.displayName);
+    this.log.info(`user ${short(link.userId)} offline (${this.#local.size} local)`, {
+      event: "user_offline",
+      user_id: link.userId,
+    });
     const remove = await this.gossip("USER_REMOVE", {
       user_id: link.userId,
       server_id: this.serverId,
     });
-    this.sendToLocal(remove);
+    this.sendPresence(remove, link.userId);
   }
 
   /**
    * A remote server advertised a user (already verified and deduplicated). Returns false when
    * the advert is refused: the user is connected here (a live local session is never ended by
-   * another server's claim), or the advert carries a key other than the one this server knows
-   * for the user (a linked server cannot take over someone else's identity).
+   * another server's claim), the advert carries a key other than the one this server knows
+   * for the user (a linked server cannot take over someone else's identity), or this server
+   * has no live link to the hosting server (routing needs one, spec §10: a user reachable only
+   * through another server would be a ghost; the hosting server's catch-up advertises it again
+   * when the link comes up).
    */
   async remoteAdvertise(user: OnlineUser): Promise<boolean> {
-    if (this.#local.has(user.userId)) {
-      this.log.warn(
-        `server ${short(user.serverId)} advertised ${
-          short(user.userId)
-        }, who is connected here; ignored`,
+    if (!this.#linkedTo(user.serverId)) {
+      this.log.debug(
+        `advert of ${short(user.userId)} ignored: no link to its server ${short(user.serverId)}`,
       );
       return false;
+    }
+    const local = this.#local.get(user.userId);
+    if (local) {
+      if (!this.#mesh?.isGroupServer(user.serverId)) {
+        this.log.warn(
+          `server ${short(user.serverId)} advertised ${
+            short(user.userId)
+          }, who is connected here; ignored`,
+        );
+        return false;
+      }
+      // A server of the group accepted a proven hello of this user: the user moved there and
+      // the session here is stale (e.g. the client lost its connection and failed over).
+      this.#local.delete(user.userId);
+      this.log.info(`user ${short(user.userId)} moved to server ${short(user.serverId)}`);
+      this.emit("ERROR", user.userId, {
+        code: "NAME_IN_USE",
+        detail: `Signed in again on server ${user.serverId}; this session ends`,
+      }).then((text) => local.sendText(text)).catch(() => {}).finally(() => {
+        local.close(1000, "Signed in on another server");
+      });
     }
     const known = this.#online.get(user.userId);
     const record = known?.pubkey ? undefined : await this.store.getUser(user.userId);
@@ -305,14 +460,58 @@ export class Hub {
       return false;
     }
     const entry: OnlineUser = { ...user, pubkey: user.pubkey ?? knownKey };
+    // The link may have gone down while the store was read (its users are already withdrawn).
+    if (!this.#linkedTo(user.serverId) || this.#local.has(user.userId)) return false;
     this.#online.set(user.userId, entry);
     if (
       known && known.serverId === entry.serverId && known.pubkey === entry.pubkey &&
       known.displayName === entry.displayName
     ) return true;
-    this.sendToLocal(await this.emit("USER_ADVERTISE", "*", this.advertPayload(entry)));
+    const advert = await this.emit("USER_ADVERTISE", "*", this.advertPayload(entry));
+    this.#advertTexts.set(entry.userId, advert);
+    this.sendPresence(advert, entry.userId);
     if (known?.serverId !== entry.serverId) await this.#notifyOnline(entry.userId);
     return true;
+  }
+
+  /**
+   * The key of a remote user whose server advertised none, asked of that server
+   * (server-to-server PUBKEY_REQUEST) and cached on the user's presence entry. A key that is not
+   * RSA-4096 / e = 65537, or that differs from one this server already knows for the user, is
+   * refused (undefined).
+   */
+  async fetchRemoteKey(user: OnlineUser): Promise<string | undefined> {
+    const text = await this.#mesh?.requestPubkey?.(user.serverId, user.userId);
+    if (text === undefined) return undefined;
+    let pubkey: string;
+    try {
+      pubkey = encodePublicKey(await importPublicKeyText(text));
+    } catch (error) {
+      this.log.warn(
+        `server ${short(user.serverId)} sent an unacceptable key for ${short(user.userId)}: ${
+          (error as Error).message
+        }`,
+      );
+      return undefined;
+    }
+    const record = await this.store.getUser(user.userId);
+    const known = this.#online.get(user.userId)?.pubkey ??
+      (record && !record.deleted && record.pubkey !== "" ? record.pubkey : undefined);
+    if (known !== undefined && known !== pubkey) {
+      this.log.warn(
+        `server ${short(user.serverId)} sent a key for ${
+          short(user.userId)
+        } that is not the one known; refused`,
+      );
+      return undefined;
+    }
+    const entry = this.#online.get(user.userId);
+    if (entry && entry.serverId === user.serverId) entry.pubkey = pubkey;
+    return pubkey;
+  }
+
+  #linkedTo(serverId: string): boolean {
+    return this.#mesh?.linkedServers().includes(serverId) ?? false;
   }
 
   /** A remote server removed a user; only the hosting server may do so (spec §7.6). */
@@ -320,16 +519,24 @@ export class Hub {
     const known = this.#online.get(userId);
     if (!known || known.serverId !== serverId) return false;
     this.#online.delete(userId);
-    this.sendToLocal(await this.emit("USER_REMOVE", "*", { user_id: userId, server_id: serverId }));
+    this.#advertTexts.delete(userId);
+    this.#wentOffline(userId, known.displayName);
+    this.sendPresence(
+      await this.emit("USER_REMOVE", "*", { user_id: userId, server_id: serverId }),
+      userId,
+    );
     return true;
   }
 
-  /** A server went away: its users disappear. */
+  /**
+   * A server's link went down: its users disappear at once (USER_REMOVE to local clients), since
+   * nothing can be routed to them without that link.
+   */
   async serverLost(serverId: string): Promise<void> {
     const gone = [...this.#online.values()].filter((u) => u.serverId === serverId);
     for (const user of gone) await this.remoteRemove(user.userId, serverId);
     if (gone.length > 0) {
-      this.log.info(`server ${short(serverId)} lost: ${gone.length} users removed`);
+      this.log.info(`server ${short(serverId)} lost: ${plural(gone.length, "user")} removed`);
     }
   }
 
@@ -353,6 +560,9 @@ export class Hub {
         orig_ts: d.ts,
         msg_ts: d.ts,
       };
+      // socp's group messages name their group (docs/protocol.md).
+      const groupId = d.payload["group_id"];
+      if (typeof groupId === "string") payload.group_id = groupId;
       return this.emit("USER_DELIVER", d.recipient, payload, d.ts);
     }
     const payload: JsonObject = { ...d.payload, sender: d.sender, orig_ts: d.ts, msg_ts: d.ts };
@@ -360,8 +570,38 @@ export class Hub {
     return this.reissue({ type: d.type, from: d.sender, to: d.recipient, ts: d.ts, payload });
   }
 
-  /** The SERVER_DELIVER that carries a delivery to the recipient's server. */
+  /**
+   * The frame that carries a delivery to the recipient's server: SERVER_DELIVER, or for public
+   * messages and files the form that server relays them in itself (`raw`: the user frame, signed
+   * here with `from` kept as the user; `wrapped`: SERVER_DELIVER around the user envelope).
+   */
   serverDeliverFrame(d: Delivery, toServer: string): Promise<{ env: Envelope; text: string }> {
+    const form = d.type === "MSG_DIRECT" ? "inner" : this.#mesh?.relayForm?.(toServer) ?? "inner";
+    if (form === "raw") {
+      return this.#sign({
+        type: d.type,
+        from: d.sender,
+        to: d.recipient,
+        ts: d.ts,
+        payload: { ...stripRelayKeys(d.payload), sender: d.sender },
+      });
+    }
+    if (form === "wrapped") {
+      return this.#sign({
+        type: "SERVER_DELIVER",
+        from: this.serverId,
+        to: toServer,
+        ts: d.ts,
+        payload: {
+          user_id: d.recipient,
+          type: d.type,
+          from: d.sender,
+          to: d.recipient,
+          ts: d.ts,
+          payload: stripRelayKeys(d.payload),
+        },
+      });
+    }
     const base: JsonObject = {
       user_id: d.recipient,
       sender: d.sender,
@@ -374,6 +614,7 @@ export class Hub {
         ciphertext: d.payload["ciphertext"] ?? "",
         sender_pub: d.payload["sender_pub"] ?? this.#online.get(d.sender)?.pubkey ?? "",
         content_sig: d.payload["content_sig"] ?? "",
+        ...(typeof d.payload["group_id"] === "string" ? { group_id: d.payload["group_id"] } : {}),
       }
       : { ...stripRelayKeys(d.payload), ...base, inner_type: d.type };
     return this.#sign({
@@ -389,9 +630,14 @@ export class Hub {
    * Routes one delivery (spec §10): local → the user's link; remote → SERVER_DELIVER to the
    * hosting server; otherwise the offline hook, else not found. Returns a promise of the send
    * step, so callers can sign concurrently and still send in order; the step returns false when
-   * the recipient's link went away in the meantime (nothing was sent).
+   * the recipient's link went away in the meantime (nothing was sent). `arrivedAt` (on the
+   * {@linkcode ServerMetrics.now} clock) is when the user frame arrived, for the DM delivery
+   * histogram.
    */
-  route(d: Delivery): { result: RouteResult; send: Promise<() => boolean> } {
+  route(
+    d: Delivery,
+    options: { arrivedAt?: number } = {},
+  ): { result: RouteResult; send: Promise<() => boolean> } {
     const link = this.#local.get(d.recipient);
     if (link) {
       const text = this.localFrame(d);
@@ -400,6 +646,7 @@ export class Hub {
         send: text.then((t) => () => {
           if (this.#local.get(d.recipient) !== link) return false;
           link.sendText(t);
+          this.metrics.delivered(d.type, options.arrivedAt);
           return true;
         }),
       };
@@ -412,12 +659,16 @@ export class Hub {
       this.#mesh.linkedServers().includes(remote.serverId)
     ) {
       const mesh = this.#mesh;
+      // Not recorded as seen here: if the frame comes back because its recipient moved to this
+      // server, it must still be delivered. A loop ends at the first server that sees it twice.
       const signed = this.serverDeliverFrame(d, remote.serverId);
-      const seen = signed.then(async ({ env }) => this.seen.add(await seenKey(env)));
       return {
         result: "remote",
-        send: Promise.all([signed, seen]).then(([{ text }]) => () => {
-          if (mesh.sendToServer(remote.serverId, text)) return true;
+        send: signed.then(({ text }) => () => {
+          if (mesh.sendToServer(remote.serverId, text)) {
+            this.metrics.delivered(d.type, options.arrivedAt);
+            return true;
+          }
           this.log.warn(`no link to server ${short(remote.serverId)}; delivery dropped`);
           return false;
         }),
@@ -438,11 +689,18 @@ export class Hub {
     if (originServer === undefined) {
       // From a local user: signed once, for the mesh and the local users alike.
       const text = await this.gossip(env.type, payload, { from: env.from, to: env.to, ts: env.ts });
-      this.sendToLocal(text, sender);
+      this.#sendUnblocked(text, sender);
       return;
     }
-    this.sendToLocal(await this.reissue(fields), sender);
+    this.#sendUnblocked(await this.reissue(fields), sender);
     if (original !== undefined) this.sendToServers(original, originServer);
+  }
+
+  /** Sends a user's channel-wide frame to every local user but the sender and its blockers. */
+  #sendUnblocked(text: string, sender: string): void {
+    for (const [id, link] of this.#local) {
+      if (id !== sender && !(this.blockLists?.blocks(id, sender) ?? false)) link.sendText(text);
+    }
   }
 
   // -------------------------------------------------------------------------------------------
@@ -461,78 +719,91 @@ export class Hub {
   }
 
   /**
-   * A membership change: a fresh 256-bit key for the next version, wrapped with RSA-OAEP under
-   * every online member's key, stored as `group_members` rows, and announced with
-   * PUBLIC_CHANNEL_ADD, PUBLIC_CHANNEL_UPDATED (mesh and local clients) and
-   * PUBLIC_CHANNEL_KEY_SHARE (local clients). The clear key is never stored or sent.
+   * Users joined the public channel. socp encrypts `/all` per recipient with RSA-OAEP
+   * (docs/protocol.md), so the channel key only serves the spec's frames and peers that use
+   * it: each server keeps one random 256-bit key per run (in memory; the clear key is never
+   * stored or sent), wraps it once for each joining member, stores that member's row, and
+   * announces joins in batches — one PUBLIC_CHANNEL_ADD, one PUBLIC_CHANNEL_UPDATED carrying
+   * only the new members' wraps, one PUBLIC_CHANNEL_KEY_SHARE — so a join costs O(1) work and
+   * bytes for everyone else, whatever the number of members. Joins that arrive while a batch
+   * is being announced go in the next one.
    */
-  rotatePublicKey(added: string[]): Promise<void> {
-    this.#rotation = this.#rotation.then(() => this.#rotate(added)).catch((error) => {
-      this.log.error(`public channel key rotation failed: ${(error as Error).message}`);
+  joinPublicChannel(added: string[]): Promise<void> {
+    this.#pendingJoins.push(...added);
+    if (this.#channelBatchMs > 0) {
+      // Announced when the window closes; the joining user does not wait for it.
+      this.#announceTimer ??= setTimeout(() => {
+        this.#announceTimer = undefined;
+        this.#queueAnnouncement();
+      }, this.#channelBatchMs);
+      return Promise.resolve();
+    }
+    return this.#queueAnnouncement();
+  }
+
+  #queueAnnouncement(): Promise<void> {
+    this.#rotation = this.#rotation.then(() => this.#announceJoins()).catch((error) => {
+      this.log.error(`public channel announcement failed: ${(error as Error).message}`);
     });
     return this.#rotation;
   }
 
-  async #rotate(added: string[]): Promise<void> {
-    const previous = this.#publicVersion;
-    const version = previous + 1;
-    this.#publicVersion = version;
-    const key = crypto.getRandomValues(new Uint8Array(32));
-    const members = this.onlineUsers().filter((u) => u.pubkey !== undefined);
-    const wraps = (await Promise.all(members.map(async (m) => {
-      try {
-        const pub = await importPublicKeyText(m.pubkey!);
-        return { member_id: m.userId, wrapped_key: encodeBase64Url(await rsa().encrypt(pub, key)) };
-      } catch {
-        return undefined;
-      }
-    }))).filter((w): w is { member_id: string; wrapped_key: string } => w !== undefined);
-    key.fill(0);
+  async #announceJoins(): Promise<void> {
+    const batch = [...new Set(this.#pendingJoins.splice(0))];
+    if (batch.length === 0) return;
     const now = this.now();
-    const group = await this.store.getGroup("public");
-    await this.store.replaceGroup(
-      {
+    if (this.#channelKey === undefined) {
+      // A new key for this run: the next version.
+      this.#channelKey = crypto.getRandomValues(new Uint8Array(32));
+      this.#publicVersion++;
+      const group = await this.store.getGroup("public");
+      await this.store.putGroup({
         group_id: "public",
         creator_id: "system",
         created_at: group?.created_at ?? now,
         meta: group?.meta ?? "",
-        version,
-      },
-      wraps.map((w) => ({
+        version: this.#publicVersion,
+      });
+    }
+    const version = this.#publicVersion;
+    const key = this.#channelKey;
+    const wraps = (await Promise.all(batch.map(async (id) => {
+      const pubkey = this.#online.get(id)?.pubkey;
+      if (pubkey === undefined) return undefined;
+      try {
+        const pub = await importPublicKeyText(pubkey);
+        return { member_id: id, wrapped_key: encodeBase64Url(await rsa().encrypt(pub, key)) };
+      } catch {
+        return undefined;
+      }
+    }))).filter((w): w is { member_id: string; wrapped_key: string } => w !== undefined);
+    for (const w of wraps) {
+      await this.store.putMember({
         group_id: "public",
         member_id: w.member_id,
         role: "member",
         wrapped_key: w.wrapped_key,
         added_at: now,
-      })),
-    );
-    this.sendToLocal(await this.gossip("PUBLIC_CHANNEL_ADD", { add: added, if_version: previous }));
+      });
+    }
+    this.sendToLocal(await this.gossip("PUBLIC_CHANNEL_ADD", { add: batch, if_version: version }));
     this.sendToLocal(await this.gossip("PUBLIC_CHANNEL_UPDATED", { version, wraps }));
     const shares = wraps
       .filter((w) => this.#local.has(w.member_id))
       .map((w) => ({ member: w.member_id, wrapped_public_channel_key: w.wrapped_key }));
-    if (shares.length > 0) {
-      const creatorPub = this.identity.publicKeyText;
-      const contentSig = encodeBase64Url(
-        await rsa().sign(this.identity.privateKey, await keySharePreimage(shares, creatorPub)),
-      );
-      this.sendToLocal(
-        await this.emit("PUBLIC_CHANNEL_KEY_SHARE", "*", {
-          shares,
-          creator_pub: creatorPub,
-          content_sig: contentSig,
-          version,
-        }),
-      );
-    }
+    if (shares.length === 0) return;
+    const creatorPub = this.identity.publicKeyText;
+    const contentSig = encodeBase64Url(
+      await rsa().sign(this.identity.privateKey, await keySharePreimage(shares, creatorPub)),
+    );
+    const text = await this.emit("PUBLIC_CHANNEL_KEY_SHARE", "*", {
+      shares,
+      creator_pub: creatorPub,
+      content_sig: contentSig,
+      version,
+    });
+    for (const share of shares) this.#local.get(share.member)?.sendText(text);
   }
-}
-
-/** The payload without the keys a relay adds. */
-export function stripRelayKeys(payload: JsonObject): JsonObject {
-  const out: JsonObject = {};
-  for (const [k, v] of Object.entries(payload)) if (!RELAY_KEYS.has(k)) out[k] = v;
-  return out;
 }
 
 /** Targets that mean "the whole public channel" rather than one member. */

@@ -19,13 +19,16 @@ import {
   sha256Hex,
   verifyContent,
 } from "../shared/mod.ts";
+import { renderBootstrap } from "../server/mod.ts";
 import {
   connectUser,
+  fixturePubkey,
   HelloRefusedError,
   openUser,
   runMain,
   sorted,
   startServer,
+  withTempDir,
 } from "./support/mod.ts";
 
 Deno.test("socp server routes, lists and relays between users on one server", async (t) => {
@@ -133,7 +136,8 @@ Deno.test("socp server routes, lists and relays between users on one server", as
           const advert = await carol.next(
             (f) => f.type === "USER_ADVERTISE" && f.payload["user_id"] === other.userId,
           );
-          assert.equal(advert.to, carol.userId);
+          // The advert signed once for every client, resent: a join costs no new signature.
+          assert.equal(advert.to, "*");
           assert.equal(advert.payload["server_id"], server.serverId);
           assert.deepEqual(advert.payload["meta"], {
             display_name: other.displayName,
@@ -149,35 +153,47 @@ Deno.test("socp server routes, lists and relays between users on one server", as
       },
     );
 
-    await t.step("PUBLIC_CHANNEL_UPDATED wraps a fresh 32-byte key for each member", async () => {
-      const versions: number[] = [];
+    await t.step("one channel key per server run, wrapped once per joining member", async () => {
+      const isUpdateFor = (id: string) => (f: Envelope) =>
+        f.type === "PUBLIC_CHANNEL_UPDATED" && Array.isArray(f.payload["wraps"]) &&
+        f.payload["wraps"].some((w) =>
+          typeof w === "object" && w !== null && !Array.isArray(w) && w["member_id"] === id
+        );
+      const keys = new Set<string>();
+      const versions = new Set<number>();
       for (const user of [alice, bob, carol]) {
+        const updated = await user.next(isUpdateFor(user.userId));
+        const wraps = updated.payload["wraps"] as { member_id: string; wrapped_key: string }[];
+        const mine = wraps.find((w) => w.member_id === user.userId)!;
+        const key = await rsa().decrypt(user.keys.privateKey, decodeBase64Url(mine.wrapped_key));
+        assert.equal(key.length, 32);
+        keys.add(encodeBase64Url(key));
+        versions.add(updated.payload["version"] as number);
+      }
+      assert.equal(keys.size, 1, "every member holds the same key");
+      assert.equal(versions.size, 1, `members saw versions ${[...versions].join(", ")}`);
+      for (const user of [alice, bob]) {
         const add = await user.next(
           (f) =>
             f.type === "PUBLIC_CHANNEL_ADD" &&
             Array.isArray(f.payload["add"]) && f.payload["add"].includes(carol.userId),
         );
         assert.equal(add.from, server.serverId);
-        const updated = await user.next(
-          (f) =>
-            f.type === "PUBLIC_CHANNEL_UPDATED" && Array.isArray(f.payload["wraps"]) &&
-            f.payload["wraps"].some((w) =>
-              typeof w === "object" && w !== null && !Array.isArray(w) &&
-              w["member_id"] === carol.userId
-            ),
-        );
-        const wraps = updated.payload["wraps"] as { member_id: string; wrapped_key: string }[];
-        assert.deepEqual(
-          sorted(wraps.map((w) => w.member_id)),
-          sorted([alice.userId, bob.userId, carol.userId]),
-        );
-        const mine = wraps.find((w) => w.member_id === user.userId)!;
-        const key = await rsa().decrypt(user.keys.privateKey, decodeBase64Url(mine.wrapped_key));
-        assert.equal(key.length, 32);
-        versions.push(updated.payload["version"] as number);
-        assert.equal(add.payload["if_version"], (updated.payload["version"] as number) - 1);
       }
-      assert.equal(new Set(versions).size, 1, `members saw versions ${versions.join(", ")}`);
+      // Joins are announced in batches: an UPDATED carries the wraps of the members its ADD
+      // announces (those who joined together), never one for every member, so a join costs the
+      // others O(1) bytes.
+      for (const user of [alice, bob, carol]) {
+        const frames = user.received();
+        const adds = frames.filter((f) => f.type === "PUBLIC_CHANNEL_ADD");
+        const updates = frames.filter((f) => f.type === "PUBLIC_CHANNEL_UPDATED");
+        assert.ok(updates.length > 0);
+        for (const [i, updated] of updates.entries()) {
+          const added = new Set(adds[i]?.payload["add"] as string[]);
+          const wraps = updated.payload["wraps"] as { member_id: string }[];
+          for (const w of wraps) assert.ok(added.has(w.member_id), "a wrap of a joining member");
+        }
+      }
       // carol saw, in order: the ACK, the catch-up adverts, then the public channel frames.
       const order = carol.received().map((f) => f.type);
       assert.equal(order[0], "ACK");
@@ -339,22 +355,82 @@ Deno.test("socp server keeps its identity across restarts and writes its key wit
   assert.deepEqual(JSON.parse(out.stdout), { server_id: serverId, pubkey });
 });
 
-Deno.test("socp server answers a plain HTTP request with 426 Upgrade Required", async () => {
+Deno.test("socp server answers a plain HTTP request for / with the web client page", async () => {
   await using server = await startServer();
   const response = await fetch(`http://127.0.0.1:${server.port}/`);
   const body = await response.text();
-  assert.equal(response.status, 426);
-  assert.match(body, /WebSocket/);
+  assert.equal(response.status, 200);
+  assert.match(body, /<script type="module" src="\/app.js">/);
 });
 
-Deno.test("socp server exits with code 64 and says why for a bad flag", async () => {
+/** The stderr lines `socp server` printed itself (not its `rsa backend:` notice). */
+function ownLines(stderr: string): string[] {
+  return stderr.split("\n").filter((line) => line !== "" && !line.startsWith("rsa backend:"));
+}
+
+Deno.test("socp server exits with code 64 and one line saying why for a bad flag", async () => {
   const unknown = await runMain(["server", "--no-such-flag"]);
   assert.equal(unknown.code, 64);
-  assert.match(unknown.stderr, /no-such-flag/);
-  assert.match(unknown.stderr, /Usage: socp server/);
+  assert.deepEqual(ownLines(unknown.stderr), [
+    'socp server: Unknown option "--no-such-flag" (socp server --help for more)',
+  ]);
   assert.equal(unknown.stdout, "");
+
+  const typo = await runMain(["server", "--data-dri", "x"]);
+  assert.equal(typo.code, 64);
+  assert.deepEqual(ownLines(typo.stderr), [
+    'socp server: Unknown option "--data-dri"; did you mean "--data-dir"? (socp server --help for more)',
+  ]);
 
   const port = await runMain(["server", "--port", "seventy"]);
   assert.equal(port.code, 64);
-  assert.match(port.stderr, /--port must be an integer.*"seventy"/);
+  assert.equal(ownLines(port.stderr).length, 1, port.stderr);
+  assert.match(port.stderr, /--port must be an integer.*"seventy" \(socp server --help for more\)/);
+});
+
+Deno.test("socp server locks its data directory; a second server on it is refused in one line", async () => {
+  await using server = await startServer();
+  const lockFile = join(server.dataDir, "lock");
+  const refused = (pid: number) =>
+    `socp server: Data directory "${server.dataDir}" is in use by another socp server ` +
+    `(pid ${pid}); stop it, or give this one its own --data-dir`;
+
+  const second = await runMain(["server", "--port", "0", "--data-dir", server.dataDir]);
+  assert.equal(second.code, 1);
+  assert.equal(second.stdout, "");
+  assert.deepEqual(ownLines(second.stderr), [refused(server.process.pid)]);
+
+  // SIGKILL leaves the lock file with a dead pid, but the OS lock died with the process.
+  await server.kill("SIGKILL");
+  assert.equal((await Deno.readTextFile(lockFile)).trim(), String(server.process.pid));
+  await server.restart();
+  assert.equal((await Deno.readTextFile(lockFile)).trim(), String(server.process.pid));
+  const third = await runMain(["server", "--port", "0", "--data-dir", server.dataDir]);
+  assert.deepEqual(ownLines(third.stderr), [refused(server.process.pid)]);
+
+  // A clean stop releases the lock and empties the file.
+  const stopped = await server.kill("SIGTERM");
+  assert.equal(stopped.code, 0, server.stderrText());
+  assert.equal(await Deno.readTextFile(lockFile), "");
+});
+
+Deno.test("socp server counts introducers and group servers in the singular when there is one", async () => {
+  await withTempDir("socp_test_plural_", async (dir) => {
+    // One other server, pinned but not running: it is the only introducer and group member.
+    const closed = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = closed.addr.port;
+    closed.close();
+    const other = { host: "127.0.0.1", port, pubkey: await fixturePubkey("server1") };
+    const bootstrap = join(dir, "bootstrap.yaml");
+    await Deno.writeTextFile(bootstrap, renderBootstrap([other], [other]));
+    await using server = await startServer({ args: ["--bootstrap", bootstrap] });
+    assert.match(
+      await server.waitForLog(/bootstrap file lists/),
+      /bootstrap file lists 1 introducer; SOCP asks for at least 3$/,
+    );
+    assert.match(
+      await server.waitForLog(/server group:/),
+      /server group: this server and 1 other$/,
+    );
+  });
 });

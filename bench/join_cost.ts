@@ -1,0 +1,139 @@
+/**
+ * What a join costs a socp server: N idle users connect one after another (each with a signed,
+ * fresh USER_HELLO), and the run prints the time, the server's CPU per joining user (also in
+ * "signatures' worth" against the server's own sign time, measured in the same run), the bytes
+ * an already-connected user receives per later join, and the server's resident memory per
+ * connection.
+ *
+ *   deno run -A bench/join_cost.ts [--users 100,1000,2000]
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import {
+  canonicalBytes,
+  encodePublicKey,
+  rsa,
+  serializeEnvelope,
+  signedEnvelope,
+  type Transport,
+  webSocketTransport,
+} from "../shared/mod.ts";
+import { installRsaBackend } from "../shared/openssl_rsa.ts";
+import { fixtureKeyPair } from "../tests/fixtures/keys.ts";
+import { startServer } from "../tests/support/mod.ts";
+
+const { values } = parseArgs({ args: Deno.args, options: { users: { type: "string" } } });
+const SIZES = (values.users ?? "100,1000,2000").split(",").map(Number);
+
+const backend = installRsaBackend("client", { log: () => {} });
+
+/** utime + stime of a process, in seconds (from /proc). */
+async function cpuSeconds(pid: number): Promise<number> {
+  const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+async function rssKb(pid: number): Promise<number> {
+  const status = await Deno.readTextFile(`/proc/${pid}/status`);
+  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? "0");
+}
+
+interface Conn {
+  transport: Transport;
+  bytes: number;
+  acked: Promise<void>;
+}
+
+async function join(url: string): Promise<Conn> {
+  const keys = await fixtureKeyPair("user3");
+  const id = crypto.randomUUID();
+  const ws = new WebSocket(url);
+  const opened = new Promise<void>((resolve, reject) => {
+    ws.addEventListener("open", () => resolve(), { once: true });
+    ws.addEventListener("error", () => reject(new Error("connect failed")), { once: true });
+  });
+  const transport = webSocketTransport(ws);
+  const pub = encodePublicKey(keys.publicKey);
+  const hello = await signedEnvelope(keys.privateKey, {
+    type: "USER_HELLO",
+    from: id,
+    to: "*",
+    ts: Date.now(),
+    payload: {
+      client: "bench",
+      pubkey: pub,
+      enc_pubkey: pub,
+      meta: { display_name: id.slice(0, 8) },
+      user_id: id,
+      hello_ts: Date.now(),
+    },
+  });
+  const conn: Conn = { transport, bytes: 0, acked: Promise.resolve() };
+  conn.acked = new Promise<void>((resolve, reject) => {
+    (async () => {
+      for await (const text of transport) {
+        conn.bytes += text.length;
+        if (text.includes('"USER_HELLO_OK"')) resolve();
+        if (text.includes('"ERROR"') && !text.includes("USER_HELLO_OK")) {
+          reject(new Error(`refused: ${text.slice(0, 200)}`));
+        }
+      }
+    })().catch(reject);
+  });
+  await opened;
+  transport.send(serializeEnvelope(hello));
+  return conn;
+}
+
+async function serverSignSeconds(): Promise<number> {
+  const { privateKey } = await fixtureKeyPair("server0");
+  const data = canonicalBytes({ bench: "x".repeat(300) });
+  const n = 40;
+  const start = performance.now();
+  for (let i = 0; i < n; i++) await rsa().sign(privateKey, data);
+  return (performance.now() - start) / 1000 / n;
+}
+
+const signSeconds = await serverSignSeconds();
+console.log(
+  `rsa backend: ${backend.description}; one RSA-4096 sign here: ${
+    (signSeconds * 1000).toFixed(1)
+  } ms`,
+);
+console.log("users  time     cpu/user   ≈signatures/user  bytes to a watcher per join  RSS/conn");
+for (const n of SIZES) {
+  await using server = await startServer({
+    args: ["--rate", "100000", "--burst", "100000"],
+    env: { SOCP_RSA: backend.name },
+  });
+  const pid = server.process.pid;
+  const conns: Conn[] = [];
+  const watcher = await join(server.url);
+  await watcher.acked;
+  conns.push(watcher);
+  const rssBefore = await rssKb(pid);
+  const cpuBefore = await cpuSeconds(pid);
+  const bytesBefore = watcher.bytes;
+  const start = performance.now();
+  for (let i = 0; i < n; i++) {
+    const c = await join(server.url);
+    conns.push(c);
+    await c.acked; // one join at a time: the cost of each, not of a stampede
+  }
+  await Promise.all(conns.map((c) => c.acked));
+  const seconds = (performance.now() - start) / 1000;
+  const cpu = (await cpuSeconds(pid)) - cpuBefore;
+  const perJoinBytes = (watcher.bytes - bytesBefore) / n;
+  const rss = ((await rssKb(pid)) - rssBefore) / n;
+  console.log(
+    `${String(n).padStart(5)}  ${seconds.toFixed(1).padStart(5)} s  ${
+      (cpu / n * 1000).toFixed(1).padStart(6)
+    } ms  ${(cpu / n / signSeconds).toFixed(2).padStart(10)}        ${
+      perJoinBytes.toFixed(0).padStart(10)
+    } B                ${rss.toFixed(1)} KB`,
+  );
+  for (const c of conns) c.transport.close(1000, "");
+}
