@@ -2,8 +2,7 @@
  * The client between sessions: which identity is connected (the local one from the config, or
  * an account logged in to with a password), and the account life cycle: `/register`, `/login`,
  * `/logout`, `/passwd`, `/delete-account` and `/accounts`. Each login is a fresh connection and
- * a fresh {@linkcode ClientSession}; while logged out only `/login`, `/accounts`, `/help` and
- * `/quit` work.
+ * a fresh {@linkcode ClientSession}; while logged out only `/login`, `/help` and `/quit` work.
  *
  * Secrets: passwords are asked through an {@linkcode Ask} (no echo on a terminal) and used only
  * to derive keys; an account's private key is decrypted in memory and never written to disk.
@@ -14,10 +13,11 @@
 import {
   type AccountEntry,
   authKeyFor,
-  type ContentSigVariant,
+  encodePublicKey,
   type JsonObject,
   type KdfParams,
   kdfParamsOf,
+  type KeyEncoding,
   type KeyPair,
   type PrivkeyStore,
   sealPrivateKey,
@@ -25,19 +25,22 @@ import {
   usernameProblem,
 } from "../shared/mod.ts";
 import type { Clock } from "./clock.ts";
-import type { CommandSession } from "./commands.ts";
-import { addLocalIdentity, type LoadedConfig } from "./config.ts";
+import type { CommandSession, SocialSession } from "./commands.ts";
+import { type ChatHistory, PUBLIC_CONVERSATION } from "./chat_history.ts";
+import { addLocalIdentity, checkDisplayName, type LoadedConfig } from "./config.ts";
 import type { EventSink, ListedUser } from "./events.ts";
-import { fetchKdfParams, login, PreHelloChannel, queryAccounts } from "./login.ts";
-import {
-  ClientSession,
-  CommandError,
-  HelloError,
-  type Identity,
-  type Logger,
-  ServerError,
-  type SessionEnd,
-} from "./session.ts";
+import { fetchKdfParams, login, PreHelloChannel, resumeLogin } from "./login.ts";
+import type {
+  Backoff,
+  Identity,
+  ServerGroupMember,
+  SessionEnd,
+  SigVariantChoice,
+} from "./connection.ts";
+import { CommandError, HelloError, ServerError } from "./errors.ts";
+import type { Logger } from "./logger.ts";
+import type { P2pListenOptions } from "./private_chat.ts";
+import { ClientSession } from "./session.ts";
 import type { Ask } from "./terminal.ts";
 import type { TrustStore } from "./trust_store.ts";
 
@@ -55,8 +58,17 @@ export interface ClientAppOptions {
   trust: ConfigStore;
   /** Server URL. */
   serverUrl: string;
-  /** Opens a connection to the server. */
-  connect: (url: string) => Promise<Transport>;
+  /**
+   * More servers (of the same server group), tried in order when the first cannot be reached
+   * and after a drop; the config's `failover_servers` are added to them.
+   */
+  servers?: readonly string[];
+  /** Opens a connection to a server. */
+  connect: (url: string, signal?: AbortSignal) => Promise<Transport>;
+  /** Wait before each round of reconnect attempts after the first (default exponential). */
+  backoff?: Backoff;
+  /** Rounds of reconnect attempts before giving up (default ∞; 0: a drop ends the session). */
+  reconnectRounds?: number;
   /** Receives every event. */
   emit: EventSink;
   /** Asks for passwords. */
@@ -65,8 +77,10 @@ export interface ClientAppOptions {
   log: Logger;
   /** Time source. */
   clock: Clock;
-  /** content_sig variant. */
-  sigVariant: ContentSigVariant;
+  /** content_sig variant (`auto`: chosen per server). */
+  sigVariant: SigVariantChoice;
+  /** How to write the user's key (`auto`, the default: learned from the server). */
+  keyEncoding?: KeyEncoding | "auto";
   /** Where received files go, per user id. */
   downloadsDir: (userId: string) => string;
   /** True when `--name` set the display name (it then applies to account logins too). */
@@ -77,6 +91,14 @@ export interface ClientAppOptions {
   helloTimeoutMs?: number;
   /** Wait for each answer before USER_HELLO (ms, default 10 s). */
   loginTimeoutMs?: number;
+  /** Where to listen for private chats (`--p2p-host`, `--p2p-port`). */
+  p2p?: P2pListenOptions;
+  /** The messages kept on this device (absent with `--no-history`). */
+  history?: ChatHistory;
+  /** Kept messages shown again when a session starts (default 0: none). */
+  replay?: number;
+  /** The user's home folder, for `~` in `/file` paths. */
+  home?: string;
 }
 
 /** The account of the current session. */
@@ -84,10 +106,37 @@ interface Account {
   username: string;
   /** The key blob with its KDF parameters, when known (after a login or `/register`). */
   store?: PrivkeyStore;
+  /** The password's `auth_key` of a password login (memory only): logs in again after a drop. */
+  authKey?: string;
 }
 
 function storeJson(store: PrivkeyStore): JsonObject {
   return { ...store };
+}
+
+/** The shortest password `/register` and `/passwd` accept (older, shorter ones still log in). */
+export const MIN_PASSWORD_LENGTH = 8;
+
+/** How many kept messages `/history` shows without a conversation. */
+const HISTORY_SHOWN = 50;
+
+/**
+ * A path with a leading `~` or `~/` taken as the home folder (as a shell would).
+ *
+ * @example
+ * ```ts
+ * import { expandHome } from "./client_app.ts";
+ * console.assert(expandHome("~/x.bin", "/home/ann") === "/home/ann/x.bin");
+ * console.assert(expandHome("a~/x", "/home/ann") === "a~/x");
+ * ```
+ */
+export function expandHome(path: string, home: string | undefined): string {
+  if (home === undefined || home.length === 0) return path;
+  if (path === "~") return home;
+  if (path.startsWith("~/") || path.startsWith("~\\")) {
+    return home.replace(/[\\/]+$/, "") + path.slice(1);
+  }
+  return path;
 }
 
 function sameName(a: string | undefined, b: string | undefined): boolean {
@@ -123,6 +172,8 @@ export class ClientApp implements CommandSession {
   #keys: KeyPair | undefined;
   #account: Account | undefined;
   #ended = Promise.withResolvers<SessionEnd>();
+  /** The server the current (or next) session is connected to. */
+  #url: string;
 
   /** Resolves when the current session is closed by the server or the network (not by us). */
   readonly ended: Promise<SessionEnd> = this.#ended.promise;
@@ -130,6 +181,7 @@ export class ClientApp implements CommandSession {
   /** Creates the client; nothing connects until a start method is called. */
   constructor(options: ClientAppOptions) {
     this.#o = options;
+    this.#url = options.serverUrl;
   }
 
   /** The current session, if logged in. */
@@ -195,8 +247,14 @@ export class ClientApp implements CommandSession {
     const displayName = given || sameAccount ? config.display_name : result.username;
     await this.#startSession(
       transport,
-      { userId: result.userId, displayName, keys: result.keys, account: result.username },
-      { username: result.username, store: result.store },
+      {
+        userId: result.userId,
+        displayName,
+        keys: result.keys,
+        account: result.username,
+        accountSeq: result.seq,
+      },
+      { username: result.username, store: result.store, authKey: result.authKey },
     );
     this.#o.emit({
       event: "account",
@@ -212,18 +270,70 @@ export class ClientApp implements CommandSession {
     }
   }
 
+  /** Every server to try: the given ones in order, then those the server group named. */
+  #urls(): string[] {
+    const all = [
+      this.#o.serverUrl,
+      ...(this.#o.servers ?? []),
+      ...(this.#o.loaded.config.failover_servers ?? []),
+    ];
+    return all.filter((url, i) => all.indexOf(url) === i);
+  }
+
+  /** Connects to the first server that can be reached (it becomes the session's server). */
   async #connect(): Promise<Transport> {
-    try {
-      return await this.#o.connect(this.#o.serverUrl);
-    } catch (e) {
-      throw new HelloError("CONNECT", (e as Error).message, 2);
+    let failure: unknown;
+    for (const url of this.#urls()) {
+      try {
+        const transport = await this.#o.connect(url);
+        this.#url = url;
+        return transport;
+      } catch (e) {
+        failure = e;
+        this.#o.log.debug(`could not connect to ${url}: ${(e as Error).message}`);
+      }
     }
+    throw new HelloError("CONNECT", (failure as Error).message, 2);
+  }
+
+  /**
+   * Before USER_HELLO on a connection after a drop: an account logged in to with a password
+   * logs in again with the kept `auth_key` (no question asked); a key-file identity (also one
+   * registered as an account) only says hello.
+   */
+  async #relogin(transport: Transport, url: string): Promise<void> {
+    const account = this.#account;
+    const session = this.#session;
+    if (account?.authKey === undefined || !session || !this.#keys) return;
+    const channel = await PreHelloChannel.open({
+      ...this.#channelOptions(transport),
+      serverUrl: url,
+    });
+    await resumeLogin(channel, {
+      username: account.username,
+      authKey: account.authKey,
+      userId: session.userId,
+      pubkey: encodePublicKey(this.#keys.publicKey),
+    });
+  }
+
+  /**
+   * The server group named in the ACK of the server at `url` (its other members): the whole
+   * group is remembered in the config for the next run.
+   */
+  #rememberGroup(url: string, members: ServerGroupMember[]): void {
+    const { config } = this.#o.loaded;
+    const urls = [url, ...members.map((m) => m.url)].filter((u, i, all) => all.indexOf(u) === i);
+    const known = config.failover_servers ?? [];
+    if (urls.length === known.length && urls.every((u, i) => u === known[i])) return;
+    config.failover_servers = urls;
+    this.#o.trust.save().catch(() => {});
   }
 
   #channelOptions(transport: Transport) {
     return {
       transport,
-      serverUrl: this.#o.serverUrl,
+      serverUrl: this.#url,
       trust: this.#o.trust,
       clock: this.#o.clock,
       log: this.#o.log,
@@ -237,10 +347,10 @@ export class ClientApp implements CommandSession {
     account: Account | undefined,
   ): Promise<void> {
     const o = this.#o;
-    const session = new ClientSession({
+    const session: ClientSession = new ClientSession({
       transport,
       identity,
-      serverUrl: o.serverUrl,
+      serverUrl: this.#url,
       trust: o.trust,
       downloadsDir: o.downloadsDir(identity.userId),
       onEvent: (event) => {
@@ -250,14 +360,29 @@ export class ClientApp implements CommandSession {
         ) {
           this.#nameLost();
         }
+        o.history?.record(identity.userId, event);
         o.emit(event);
       },
       sigVariant: o.sigVariant,
+      ...(o.keyEncoding !== undefined ? { keyEncoding: o.keyEncoding } : {}),
       clock: o.clock,
       log: o.log,
       configPath: o.loaded.path,
       ...(o.helloTimeoutMs !== undefined ? { helloTimeoutMs: o.helloTimeoutMs } : {}),
+      ...(o.reconnectRounds === 0 ? {} : {
+        reconnect: {
+          dial: (url: string, signal: AbortSignal) => o.connect(url, signal),
+          servers: this.#urls().filter((url) => url !== this.#url),
+          beforeHello: (t: Transport, url: string) => this.#relogin(t, url),
+          ...(o.backoff !== undefined ? { backoff: o.backoff } : {}),
+          ...(o.reconnectRounds !== undefined ? { maxRounds: o.reconnectRounds } : {}),
+        },
+      }),
+      onServerGroup: (members) => this.#rememberGroup(session.connection.serverUrl, members),
+      ...(o.p2p !== undefined ? { p2p: o.p2p } : {}),
     });
+    // What was said before (kept on this device) comes first, then the new session.
+    this.#replay(identity.userId);
     try {
       await session.start();
     } catch (e) {
@@ -294,7 +419,7 @@ export class ClientApp implements CommandSession {
 
   #require(): ClientSession {
     const session = this.#session;
-    if (!session || !session.ready) {
+    if (!session || !session.open) {
       throw new CommandError("Not logged in; /login <username> or /quit");
     }
     return session;
@@ -320,7 +445,100 @@ export class ClientApp implements CommandSession {
 
   /** `/file`. */
   sendFile(target: string, path: string, signal?: AbortSignal): Promise<void> {
-    return this.#require().sendFile(target, path, signal);
+    return this.#require().sendFile(target, expandHome(path, this.#o.home), signal);
+  }
+
+  /**
+   * `/nick <name>`: the new display name is advertised to everyone online at once (USER_UPDATE,
+   * see nick.ts) and saved in the config when the config is this identity's or account's.
+   */
+  async nick(name: string): Promise<void> {
+    const session = this.#require();
+    let clean: string;
+    try {
+      clean = checkDisplayName(name);
+    } catch (e) {
+      throw new CommandError((e as Error).message);
+    }
+    const outcome = await session.setDisplayName(clean);
+    const { config } = this.#o.loaded;
+    const own = config.user_id === session.userId ||
+      (config.user_id === undefined && sameName(config.account, this.#account?.username));
+    if (own && config.display_name !== clean) {
+      config.display_name = clean;
+      await this.#o.trust.save();
+    }
+    this.#o.emit({
+      event: "info",
+      text: outcome === "everywhere"
+        ? `You are now known as ${clean}`
+        : `You will be known as ${clean} from the next connection (this server cannot change names while connected)`,
+    });
+  }
+
+  /**
+   * `/history [user|public]`: the messages kept on this device, of one conversation (a user by
+   * name or id, also one who is offline; `public` for the channel) or the latest of all.
+   */
+  history(target?: string): Promise<void> {
+    const history = this.#o.history;
+    if (!history) {
+      throw new CommandError(
+        "No messages are kept on this device (the client runs with --no-history)",
+      );
+    }
+    const owner = this.#session?.userId ?? this.#o.loaded.config.user_id;
+    if (owner === undefined) throw new CommandError("Not logged in; /login <username> first");
+    let entries;
+    let what = "";
+    if (target === undefined) entries = history.recent(owner, HISTORY_SHOWN);
+    else if (target.toLowerCase() === PUBLIC_CONVERSATION) {
+      entries = history.conversation(owner, PUBLIC_CONVERSATION);
+      what = " on the public channel";
+    } else {
+      const peer = this.#historyPeer(owner, target);
+      entries = history.conversation(owner, peer.id);
+      what = ` with ${peer.name}`;
+    }
+    if (entries.length === 0) {
+      this.#o.emit({ event: "info", text: `No messages${what} are kept on this device` });
+      return Promise.resolve();
+    }
+    for (const entry of entries) this.#o.emit({ ...entry, history: true });
+    return Promise.resolve();
+  }
+
+  /** A conversation partner by name or id prefix: kept conversations first, then who is online. */
+  #historyPeer(owner: string, text: string): { id: string; name: string } {
+    const lower = text.toLowerCase();
+    const peers = this.#o.history?.peers(owner) ?? [];
+    const hits = peers.filter((p) => p.name.toLowerCase() === lower || p.id.startsWith(lower));
+    if (hits.length === 1) return hits[0]!;
+    const online = this.#session?.resolveUser(text);
+    if (online) return { id: online, name: text };
+    if (hits.length > 1) {
+      throw new CommandError(
+        `"${text}" is ambiguous: ${hits.map((p) => `${p.name} (${p.id})`).join(", ")}; use the id`,
+      );
+    }
+    throw new CommandError(`No conversation with "${text}" is kept on this device`);
+  }
+
+  /** Shows the latest kept messages of `owner` when a session starts. */
+  #replay(owner: string): void {
+    const count = this.#o.replay ?? 0;
+    const entries = count > 0 ? this.#o.history?.recent(owner, count) ?? [] : [];
+    if (entries.length === 0) return;
+    this.#o.emit({
+      event: "info",
+      text: `The last ${entries.length} messages, kept on this device (/history for more):`,
+    });
+    for (const entry of entries) this.#o.emit({ ...entry, history: true });
+  }
+
+  /** `/whoelse`, `/block`, `/broadcast`, `/random`, `/group`, private chats... */
+  social(): SocialSession {
+    return this.#require();
   }
 
   // ------------------------------------------------------------------------------------------
@@ -332,25 +550,57 @@ export class ClientApp implements CommandSession {
     return answer;
   }
 
+  /**
+   * Asks for a new password twice (both answers are read, so a script's lines stay in step),
+   * then checks it: at least {@linkcode MIN_PASSWORD_LENGTH} characters, typed the same twice.
+   */
   async #newPassword(prompt: string): Promise<string> {
     const first = await this.#askSecret(prompt);
-    if (first.length === 0) throw new CommandError("The password must not be empty");
     const again = await this.#askSecret("Repeat the password: ");
+    if ([...first].length < MIN_PASSWORD_LENGTH) {
+      throw new CommandError(
+        `The password is too short: use at least ${MIN_PASSWORD_LENGTH} characters; nothing changed`,
+      );
+    }
     if (again !== first) throw new CommandError("The passwords do not match; nothing changed");
     return first;
   }
 
-  /** `/register <username>`: makes the connected identity an account with a password. */
-  async register(username: string): Promise<void> {
+  /** The session, connected now (not reconnecting): before asking for a password. */
+  #requireConnected(): ClientSession {
     const session = this.#require();
-    const problem = usernameProblem(username);
-    if (problem) throw new CommandError(problem);
-    if (this.#account?.store) {
+    if (!session.ready) {
       throw new CommandError(
-        `You are logged in to the account "${this.#account.username}" already`,
+        "Not connected right now (reconnecting); try again once the client says it reconnected",
       );
     }
-    const password = await this.#newPassword(`Password for the new account ${username}: `);
+    return session;
+  }
+
+  /**
+   * `/register <username>`: makes the connected identity an account with a password. Everything
+   * that can be checked first is (the name, that it is free, the connection) before the
+   * password is asked.
+   */
+  async register(username: string): Promise<void> {
+    const session = this.#requireConnected();
+    const problem = usernameProblem(username);
+    if (problem) throw new CommandError(problem);
+    if (this.#account) {
+      throw new CommandError(
+        `This identity is the account "${this.#account.username}" already; /passwd changes its password`,
+      );
+    }
+    const taken = (await session.accounts(username)).find((a) => sameName(a.username, username));
+    if (taken) {
+      throw new ServerError(
+        "NAME_IN_USE",
+        `The name "${taken.username}" is already taken; choose another (/accounts lists names)`,
+      );
+    }
+    const password = await this.#newPassword(
+      `Password for the new account ${username} (at least ${MIN_PASSWORD_LENGTH} characters): `,
+    );
     const { store, verifier } = await sealPrivateKey(this.#keys!.privateKey, password);
     await session.register(username, storeJson(store), verifier);
     this.#account = { username, store };
@@ -376,6 +626,12 @@ export class ClientApp implements CommandSession {
     if (name === undefined) throw new CommandError("Missing <username>. Usage: /login <username>");
     const problem = usernameProblem(name);
     if (problem) throw new CommandError(problem);
+    if (this.#session?.open && sameName(this.#account?.username, name)) {
+      // Refused before a password is asked (in a script the next lines are commands).
+      throw new CommandError(
+        `You are logged in to "${this.#account!.username}" already; /logout first to log in again`,
+      );
+    }
     if (this.#session) {
       const session = this.#session;
       this.#forget();
@@ -394,7 +650,7 @@ export class ClientApp implements CommandSession {
     if (!session) throw new CommandError("Not logged in");
     const username = this.#account?.username;
     this.#forget();
-    await session.quit();
+    await session.quit("logout");
     this.#o.emit({
       event: "account",
       action: "logged_out",
@@ -424,10 +680,12 @@ export class ClientApp implements CommandSession {
 
   /** `/passwd`: asks for the current and a new password, re-encrypts the key, sends PASSWD. */
   async passwd(): Promise<void> {
-    const session = this.#require();
+    const session = this.#requireConnected();
     const account = this.#requireAccount();
     const old = await this.#askSecret(`Current password for ${account.username}: `);
-    const next = await this.#newPassword(`New password for ${account.username}: `);
+    const next = await this.#newPassword(
+      `New password for ${account.username} (at least ${MIN_PASSWORD_LENGTH} characters): `,
+    );
     let authKey: string;
     try {
       authKey = await authKeyFor(old, await this.#kdfParams(account));
@@ -437,6 +695,8 @@ export class ClientApp implements CommandSession {
     const { store, verifier } = await sealPrivateKey(this.#keys!.privateKey, next);
     await session.passwd(authKey, storeJson(store), verifier);
     account.store = store;
+    // A reconnect logs in with the new password's auth_key from now on.
+    if (account.authKey !== undefined) account.authKey = await authKeyFor(next, kdfParamsOf(store));
     this.#o.emit({
       event: "account",
       action: "password_changed",
@@ -450,7 +710,7 @@ export class ClientApp implements CommandSession {
    * name becomes free, queued messages are dropped) and logs out.
    */
   async deleteAccount(): Promise<void> {
-    const session = this.#require();
+    const session = this.#requireConnected();
     const account = this.#requireAccount();
     const password = await this.#askSecret(
       `Password to delete the account ${account.username} for good: `,
@@ -478,20 +738,16 @@ export class ClientApp implements CommandSession {
     this.#o.emit({ event: "account", action: "logged_out" });
   }
 
-  /** `/accounts <pattern>`: through the session, or on a fresh connection when logged out. */
+  /**
+   * `/accounts <pattern>`: through the session. Servers list account names only to identified
+   * connections, so logged out this is an error saying to log in first.
+   */
   async accounts(pattern: string): Promise<AccountEntry[]> {
-    if (this.#session?.ready) return await this.#session.accounts(pattern);
-    try {
-      const transport = await this.#connect();
-      const channel = await PreHelloChannel.open(this.#channelOptions(transport));
-      try {
-        return await queryAccounts(channel, pattern);
-      } finally {
-        await channel.close();
-      }
-    } catch (e) {
-      throw asCommandError(e);
+    const session = this.#session;
+    if (!session?.open) {
+      throw new CommandError("Not logged in; log in first (/login <username>) to list accounts");
     }
+    return await session.accounts(pattern);
   }
 
   /** Ends the session, if any (CTRL_CLOSE, close 1000), and waits for pins to be saved. */

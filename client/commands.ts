@@ -6,8 +6,42 @@
  * @module
  */
 
-import type { EventSink, ListedAccount, ListedUser } from "./events.ts";
-import { CommandError, ServerError } from "./session.ts";
+import type { EventSink, ListedAccount, ListedUser, NamedUser, SeenUser } from "./events.ts";
+import { didYouMean } from "./did_you_mean.ts";
+import { CommandError, ServerError } from "./errors.ts";
+import { type GroupCommand, parseGroupCommand } from "./groups.ts";
+import { parseSeconds } from "./presence_history.ts";
+
+/**
+ * The social commands of a session (`/whoelse`, `/block`, `/broadcast`, `/random`, `/group`,
+ * private chats; implemented by `ClientSession`).
+ */
+export interface SocialSession {
+  /** The other users online now. */
+  whoElse(): Promise<NamedUser[]>;
+  /** Everyone online at any moment of the last `seconds`. */
+  whoElseSince(seconds: number): Promise<SeenUser[]>;
+  /** The users this user blocked. */
+  blockList(): Promise<NamedUser[]>;
+  /** Blocks a user. */
+  block(user: string): Promise<void>;
+  /** Unblocks a user. */
+  unblock(user: string): Promise<void>;
+  /** `/all`, then says how many refused it. */
+  broadcast(text: string): Promise<void>;
+  /** A DM to one random other online user. */
+  sendRandom(text: string): Promise<void>;
+  /** A `/group` command. */
+  group(command: GroupCommand): Promise<void>;
+  /** Asks a user for a peer-to-peer private chat. */
+  startPrivate(user: string): Promise<void>;
+  /** Accepts a user's private-chat request (connects directly). */
+  acceptPrivate(user: string): Promise<void>;
+  /** Sends over a private chat's direct link. */
+  sendPrivate(user: string, text: string): Promise<void>;
+  /** Ends a private chat. */
+  stopPrivate(user: string): Promise<void>;
+}
 
 /** What commands may ask of the client (implemented by `ClientApp`). */
 export interface CommandSession {
@@ -31,6 +65,12 @@ export interface CommandSession {
   deleteAccount(): Promise<void>;
   /** Account names matching a glob or /regex/. */
   accounts(pattern: string): Promise<ListedAccount[]>;
+  /** Changes the display name (presence everywhere, and the config). */
+  nick(name: string): Promise<void>;
+  /** Shows the messages kept on this device: of one conversation, or the latest of all. */
+  history(target?: string): Promise<void>;
+  /** The social commands of the current session; throws CommandError when logged out. */
+  social(): SocialSession;
 }
 
 /** What a command handler gets. */
@@ -55,6 +95,11 @@ export interface CommandParam {
   rest?: boolean;
   /** May be left out. */
   optional?: boolean;
+  /**
+   * Where Tab completion takes candidates from (`user`, `public`, `group`, `command`...; see
+   * completion.ts); by default inferred from `name`.
+   */
+  complete?: readonly string[];
 }
 
 /** One command. */
@@ -191,11 +236,21 @@ export function defaultCommands(): CommandTable {
       },
     })
     .register({
-      name: "file",
-      params: [{ name: "user|public" }, { name: "path", rest: true }],
-      help: "send a file (up to 16 MiB) to a user, or to everyone with public",
+      name: "me",
+      params: [{ name: "action", rest: true, complete: ["name"] }],
+      help: "an action on the public channel: /me waves is shown as * alice waves " +
+        "(/tell bob /me waves for a direct one)",
       async run(ctx, args): Promise<void> {
-        await ctx.session.sendFile(args["user|public"]!, args["path"]!, ctx.signal);
+        await ctx.session.sendPublic(`/me ${args["action"]!}`);
+      },
+    })
+    .register({
+      name: "file",
+      params: [{ name: "user|group|public" }, { name: "path", rest: true }],
+      help:
+        "send a file (up to 16 MiB) to a user, to a group's members, or to everyone with public",
+      async run(ctx, args): Promise<void> {
+        await ctx.session.sendFile(args["user|group|public"]!, args["path"]!, ctx.signal);
       },
     })
     .register({
@@ -249,19 +304,159 @@ export function defaultCommands(): CommandTable {
         ctx.emit({ event: "accounts", pattern, accounts });
       },
     })
+    // Social commands (client/presence_history.ts, blocks.ts, broadcast.ts, random_message.ts,
+    // groups.ts, private_chat.ts).
+    .register({
+      name: "whoelse",
+      params: [],
+      help: "show the other users online now",
+      async run(ctx): Promise<void> {
+        ctx.emit({ event: "whoelse", users: await ctx.session.social().whoElse() });
+      },
+    })
+    .register({
+      name: "whoelsesince",
+      params: [{ name: "seconds" }],
+      help: "show everyone online at any moment of the last <seconds>, including now",
+      async run(ctx, args): Promise<void> {
+        const seconds = parseSeconds(args["seconds"]!);
+        const users = await ctx.session.social().whoElseSince(seconds);
+        ctx.emit({ event: "whoelsesince", seconds, users });
+      },
+    })
+    .register({
+      name: "block",
+      params: [{ name: "user" }],
+      help: "block a user: no messages, files, group messages, private chats or presence from you",
+      async run(ctx, args): Promise<void> {
+        await ctx.session.social().block(args["user"]!);
+      },
+    })
+    .register({
+      name: "unblock",
+      params: [{ name: "user" }],
+      help: "take a user off your block list",
+      async run(ctx, args): Promise<void> {
+        await ctx.session.social().unblock(args["user"]!);
+      },
+    })
+    .register({
+      name: "blocks",
+      params: [],
+      help: "list the users you blocked",
+      async run(ctx): Promise<void> {
+        const blocked = await ctx.session.social().blockList();
+        ctx.emit({ event: "blocks", action: "list", blocked });
+      },
+    })
+    .register({
+      name: "broadcast",
+      params: [{ name: "text", rest: true }],
+      help: "the same as /all, and says how many users could not receive it",
+      async run(ctx, args): Promise<void> {
+        await ctx.session.social().broadcast(args["text"]!);
+      },
+    })
+    .register({
+      name: "random",
+      params: [{ name: "text", rest: true }],
+      help: "send a direct message to one random other online user, and say who got it",
+      async run(ctx, args): Promise<void> {
+        await ctx.session.social().sendRandom(args["text"]!);
+      },
+    })
+    .register({
+      name: "group",
+      params: [{ name: "create|send|list|members|add|leave|remove", optional: true }, {
+        name: "arguments",
+        rest: true,
+        optional: true,
+      }],
+      help: "named group chats; /group alone shows the usage of each subcommand",
+      async run(ctx, args): Promise<void> {
+        const line = `${args["create|send|list|members|add|leave|remove"] ?? ""} ${
+          args["arguments"] ?? ""
+        }`;
+        await ctx.session.social().group(parseGroupCommand(line));
+      },
+    })
+    .register({
+      name: "g",
+      params: [{ name: "group" }, { name: "text", rest: true }],
+      help: "send a message to a group (encrypted for each member)",
+      async run(ctx, args): Promise<void> {
+        await ctx.session.social().group({
+          action: "send",
+          name: args["group"]!,
+          text: args["text"]!,
+        });
+      },
+    })
+    .register({
+      name: "startprivate",
+      params: [{ name: "user" }],
+      help: "ask an online user for a private chat over a direct connection (no server between)",
+      async run(ctx, args): Promise<void> {
+        await ctx.session.social().startPrivate(args["user"]!);
+      },
+    })
+    .register({
+      name: "accept",
+      params: [{ name: "user" }],
+      help: "accept a user's private-chat request: connect to them directly",
+      async run(ctx, args): Promise<void> {
+        await ctx.session.social().acceptPrivate(args["user"]!);
+      },
+    })
+    .register({
+      name: "private",
+      params: [{ name: "user" }, { name: "text", rest: true }],
+      help: "send over the private chat's direct connection only, never through a server",
+      async run(ctx, args): Promise<void> {
+        await ctx.session.social().sendPrivate(args["user"]!, args["text"]!);
+      },
+    })
+    .register({
+      name: "stopprivate",
+      params: [{ name: "user" }],
+      help: "close a private chat (logging out or quitting closes them too)",
+      async run(ctx, args): Promise<void> {
+        await ctx.session.social().stopPrivate(args["user"]!);
+      },
+    })
+    .register({
+      name: "nick",
+      params: [{ name: "name", rest: true }],
+      help: "change your display name: everyone online sees it at once, and it is saved",
+      async run(ctx, args): Promise<void> {
+        await ctx.session.nick(args["name"]!);
+      },
+    })
+    .register({
+      name: "history",
+      params: [{ name: "user|public", optional: true }],
+      help: "show the messages kept on this device (of one conversation, or the latest)",
+      async run(ctx, args): Promise<void> {
+        await ctx.session.history(args["user|public"]);
+      },
+    })
     .register({
       name: "help",
       aliases: ["?"],
       params: [{ name: "command", optional: true }],
-      help: "show the commands",
+      help: "show the commands, or one with its other names",
       run(ctx, args): void {
         const wanted = args["command"]?.replace(/^\//, "");
         const specs = wanted ? [ctx.commands.get(wanted)] : ctx.commands.list();
         if (specs[0] === undefined) {
-          throw new CommandError(`Unknown command "/${wanted}"; /help lists the commands`);
+          throw new CommandError(unknownCommand(ctx.commands, wanted ?? ""));
         }
         for (const spec of specs) {
-          if (spec) ctx.emit({ event: "info", text: `${usageOf(spec)}  ${spec.help}` });
+          if (!spec) continue;
+          const also = spec.aliases?.length
+            ? ` (also ${spec.aliases.map((a) => `/${a}`).join(", ")})`
+            : "";
+          ctx.emit({ event: "info", text: `${usageOf(spec)}${also}  ${spec.help}` });
         }
       },
     })
@@ -274,6 +469,15 @@ export function defaultCommands(): CommandTable {
         ctx.quit();
       },
     });
+}
+
+/** `Unknown command "/tel"; did you mean /tell? ...`, naming the nearest command if any. */
+export function unknownCommand(commands: CommandTable, name: string): string {
+  const known = commands.list().flatMap((spec) => [spec.name, ...(spec.aliases ?? [])]);
+  const near = didYouMean(name, known.filter((n) => n !== "?"));
+  return `Unknown command "/${name}"; ${
+    near ? `did you mean /${near}? ` : ""
+  }/help lists the commands`;
 }
 
 /**
@@ -290,9 +494,7 @@ export async function runCommandLine(ctx: CommandContext, line: string): Promise
       );
     }
     const spec = ctx.commands.get(parsed.name);
-    if (!spec) {
-      throw new CommandError(`Unknown command "/${parsed.name}"; /help lists the commands`);
-    }
+    if (!spec) throw new CommandError(unknownCommand(ctx.commands, parsed.name));
     await spec.run(ctx, bindArgs(spec, parsed.argText));
   } catch (e) {
     if (e instanceof ServerError) {

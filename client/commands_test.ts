@@ -9,7 +9,7 @@ import {
   usageOf,
 } from "./commands.ts";
 import type { ClientEvent, ErrorEvent } from "./events.ts";
-import { CommandError, ServerError } from "./session.ts";
+import { CommandError, ServerError } from "./errors.ts";
 
 function fake(): {
   ctx: CommandContext;
@@ -73,6 +73,17 @@ function fake(): {
       }
       return Promise.resolve([{ username: "alice", user_id: "u1", online: true }]);
     },
+    social: () => {
+      throw new CommandError("no social commands in this fake (see social_commands_test.ts)");
+    },
+    nick: (name) => {
+      calls.push(["nick", name]);
+      return Promise.resolve();
+    },
+    history: (target) => {
+      calls.push(["history", ...(target === undefined ? [] : [target])]);
+      return Promise.resolve();
+    },
   };
   const ctx: CommandContext = {
     session,
@@ -99,7 +110,7 @@ Deno.test("parseCommandLine() splits the name from the rest and ignores non-comm
 
 Deno.test("usageOf() renders parameters", () => {
   const table = defaultCommands();
-  assert.equal(usageOf(table.get("file")!), "/file <user|public> <path>");
+  assert.equal(usageOf(table.get("file")!), "/file <user|group|public> <path>");
   assert.equal(usageOf(table.get("all")!), "/all <text>");
   assert.equal(usageOf(table.get("help")!), "/help [command]");
 });
@@ -115,11 +126,11 @@ Deno.test("bindArgs() keeps the text verbatim and unquotes words and paths", () 
     text: "hi",
   });
   assert.deepEqual(bindArgs(table.get("file")!, 'public "my file.txt"'), {
-    "user|public": "public",
+    "user|group|public": "public",
     path: "my file.txt",
   });
   assert.deepEqual(bindArgs(table.get("file")!, "bob my file.txt"), {
-    "user|public": "bob",
+    "user|group|public": "bob",
     path: "my file.txt",
   });
   assert.throws(
@@ -170,7 +181,7 @@ Deno.test("runCommandLine() turns every mistake into an error event with usage",
   assert.match(details[2]!, /Missing <user>\. Usage: \/tell <user> <text>/);
   assert.match(details[3]!, /Missing <text>\. Usage: \/tell <user> <text>/);
   assert.match(details[4]!, /Missing <text>\. Usage: \/all <text>/);
-  assert.match(details[5]!, /Missing <path>\. Usage: \/file <user\|public> <path>/);
+  assert.match(details[5]!, /Missing <path>\. Usage: \/file <user\|group\|public> <path>/);
   assert.equal(details[6], 'File "boom" does not exist');
   assert.match(details[7]!, /Internal error: oops/);
   assert.ok(events.every((e) => e.event !== "error" || e.source === "client"));
@@ -185,6 +196,7 @@ Deno.test("/help lists every command, one info event each", async () => {
     "/list",
     "/tell",
     "/all",
+    "/me",
     "/file",
     "/register",
     "/login",
@@ -192,14 +204,65 @@ Deno.test("/help lists every command, one info event each", async () => {
     "/passwd",
     "/delete-account",
     "/accounts",
+    "/whoelse",
+    "/whoelsesince",
+    "/block",
+    "/unblock",
+    "/blocks",
+    "/broadcast",
+    "/random",
+    "/group",
+    "/g",
+    "/startprivate",
+    "/accept",
+    "/private",
+    "/stopprivate",
+    "/nick",
+    "/history",
     "/help",
     "/quit",
   ]);
+  // Every other name of a command is listed with it.
+  assert.ok(lines.some((l) => l.startsWith("/tell <user> <text> (also /msg, /dm)  ")), lines[1]);
+  assert.ok(lines.some((l) => l.startsWith("/passwd (also /password)  ")));
+  assert.ok(lines.some((l) => l.startsWith("/help [command] (also /?)  ")));
+  assert.ok(lines.some((l) => l.startsWith("/quit (also /exit)  ")));
   events.length = 0;
   await runCommandLine(ctx, "/help /tell");
   assert.equal(events.length, 1);
   await runCommandLine(ctx, "/help nope");
   assert.match(errors(events)[0]!, /Unknown command "\/nope"/);
+});
+
+Deno.test("runCommandLine() suggests the nearest command for a near miss", async () => {
+  const { ctx, events } = fake();
+  await runCommandLine(ctx, "/tel bob hi");
+  await runCommandLine(ctx, "/lsit");
+  await runCommandLine(ctx, "/accoun al*");
+  await runCommandLine(ctx, "/frobnicate");
+  await runCommandLine(ctx, "/help tel");
+  const details = errors(events);
+  assert.equal(details[0], 'Unknown command "/tel"; did you mean /tell? /help lists the commands');
+  assert.match(details[1]!, /did you mean \/list\?/);
+  assert.match(details[2]!, /did you mean \/accounts\?/);
+  assert.equal(details[3], 'Unknown command "/frobnicate"; /help lists the commands');
+  assert.match(details[4]!, /did you mean \/tell\?/);
+});
+
+Deno.test("/me sends an action to the public channel; /nick and /history reach the session", async () => {
+  const { ctx, calls, events } = fake();
+  await runCommandLine(ctx, "/me waves at everyone");
+  await runCommandLine(ctx, "/nick Robert the Bold");
+  await runCommandLine(ctx, "/history");
+  await runCommandLine(ctx, "/history bob");
+  await runCommandLine(ctx, "/me");
+  assert.deepEqual(calls, [
+    ["all", "/me waves at everyone"],
+    ["nick", "Robert the Bold"],
+    ["history"],
+    ["history", "bob"],
+  ]);
+  assert.match(errors(events)[0]!, /Missing <action>\. Usage: \/me <action>/);
 });
 
 Deno.test("CommandTable accepts new commands", async () => {

@@ -17,7 +17,7 @@ import {
   isUuid,
   type JsonObject,
   type KeyPair,
-  type PrivateKey,
+  keyPairOf,
   privateKeyToPem,
   rsa,
   usernameProblem,
@@ -35,6 +35,11 @@ export interface ClientConfig {
   display_name: string;
   /** Server URL to use when none is given on the command line. */
   server?: string;
+  /**
+   * The other servers of the server's group (from its USER_HELLO_OK ACK): tried in order when
+   * the server cannot be reached or the connection drops. Their keys are pinned in `servers`.
+   */
+  failover_servers?: string[];
   /** Path of the PKCS#8 PEM private key, relative to the config file (with `user_id`). */
   private_key_file?: string;
   /**
@@ -105,17 +110,8 @@ export async function keyPairFromPrivateText(text: string): Promise<KeyPair> {
   return await keyPairOf(await importPrivateKeyText(text));
 }
 
-/**
- * The key pair of a private key (the public half recomputed from it).
- *
- * @example
- * ```ts ignore
- * const pair = await keyPairOf(await openPrivateKey(store, password));
- * ```
- */
-export async function keyPairOf(privateKey: PrivateKey): Promise<KeyPair> {
-  return { privateKey, publicKey: await rsa().publicKeyOf(privateKey) };
-}
+/** The key pair of a private key (moved to shared/rsa.ts; kept here for importers). */
+export { keyPairOf };
 
 function isNotFound(e: unknown): boolean {
   return e instanceof Deno.errors.NotFound;
@@ -155,6 +151,7 @@ function validate(path: string, raw: unknown): { config: ClientConfig; extra: Js
     known_keys,
     servers,
     account,
+    failover_servers,
     ...extra
   } = raw;
   const field = (name: string, want: string): ConfigError =>
@@ -180,6 +177,12 @@ function validate(path: string, raw: unknown): { config: ClientConfig; extra: Js
     !(CONTENT_SIG_VARIANTS as readonly unknown[]).includes(sig_variant)
   ) {
     throw field("sig_variant", "one of A, B, C, D");
+  }
+  if (
+    failover_servers !== undefined && failover_servers !== null &&
+    (!Array.isArray(failover_servers) || !failover_servers.every((u) => typeof u === "string"))
+  ) {
+    throw field("failover_servers", "a list of ws:// or wss:// URLs");
   }
   const keys: Record<string, string> = Object.create(null);
   if (known_keys !== undefined && known_keys !== null) {
@@ -213,6 +216,9 @@ function validate(path: string, raw: unknown): { config: ClientConfig; extra: Js
   }
   if (typeof account === "string") config.account = account;
   if (typeof server === "string" && server.length > 0) config.server = server;
+  if (Array.isArray(failover_servers) && failover_servers.length > 0) {
+    config.failover_servers = failover_servers.filter((u): u is string => typeof u === "string");
+  }
   if (typeof sig_variant === "string") config.sig_variant = sig_variant as ContentSigVariant;
   return { config, extra };
 }
@@ -245,6 +251,7 @@ export async function writeConfig(
     "display_name",
     "account",
     "server",
+    "failover_servers",
     "private_key_file",
     "sig_variant",
     "known_keys",
@@ -413,6 +420,7 @@ export class ConfigTrustStore implements TrustStore {
   #loaded: LoadedConfig;
   #saving: Promise<void> = Promise.resolve();
   #onError: (error: Error) => void;
+  #forgotten: Map<string, ServerPin> = new Map();
 
   /** Wraps a loaded config; `onError` hears about failed writes. */
   constructor(loaded: LoadedConfig, onError: (error: Error) => void = () => {}) {
@@ -440,6 +448,23 @@ export class ConfigTrustStore implements TrustStore {
   pinServer(url: string, pin: ServerPin): void {
     this.#loaded.config.servers[url] = { ...pin };
     this.#save();
+  }
+  /**
+   * Forgets the key pinned for a server URL (`--forget-server-key`) and saves; the next
+   * connection pins the key the server presents, shown next to this one. Returns the forgotten
+   * pin, or undefined when none was pinned.
+   */
+  forgetServer(url: string): ServerPin | undefined {
+    const pin = this.serverPin(url);
+    if (pin === undefined) return undefined;
+    delete this.#loaded.config.servers[url];
+    this.#forgotten.set(url, pin);
+    this.#save();
+    return pin;
+  }
+  /** The pin forgotten for a URL in this run, if any. */
+  forgottenServerPin(url: string): ServerPin | undefined {
+    return this.#forgotten.get(url);
   }
   /** Resolves when every pin so far is written. */
   flush(): Promise<void> {

@@ -6,6 +6,12 @@
  * @module
  */
 
+import { formatAll, formatDm, formatFile, formatSent } from "./chat_format.ts";
+import { formatSocialEvent, type SocialEvent } from "./social_events.ts";
+import { paint, SGR, userColor } from "./style.ts";
+
+export type * from "./social_events.ts";
+
 /** Connected and accepted by the server. */
 export interface ReadyEvent {
   event: "ready";
@@ -28,6 +34,12 @@ export interface DmEvent {
   verified: boolean;
   /** It verified with the key pinned for the sender (false for a changed key). */
   trusted: boolean;
+  /** When it was sent (ms; the frame's original ts, so a queued message shows its send time). */
+  ts?: number;
+  /** Sent with `/me`: `text` is the action (shown as `* alice waves`). */
+  action?: boolean;
+  /** Shown again from the messages kept on this device (`/history`, or after a restart). */
+  history?: boolean;
 }
 
 /** A public-channel message was received. */
@@ -40,6 +52,12 @@ export interface AllEvent {
   trusted: boolean;
   /** False when the sender sent base64url plaintext (interop with other clients). */
   encrypted: boolean;
+  /** When it was sent (ms; the frame's original ts). */
+  ts?: number;
+  /** Sent with `/me`: `text` is the action (shown as `* alice waves`). */
+  action?: boolean;
+  /** Shown again from the messages kept on this device (`/history`, or after a restart). */
+  history?: boolean;
 }
 
 /** A file transfer to us finished, either saved (`ok`) or rejected. */
@@ -55,6 +73,8 @@ export interface FileEvent {
   path?: string;
   /** Why the file was rejected (when not `ok`). */
   reason?: string;
+  /** The sender's manifest had no SHA-256 (Group 17's form): the content was not checked. */
+  unverified?: boolean;
 }
 
 /** One entry of a `/list` answer. */
@@ -99,6 +119,8 @@ export interface PresenceEvent {
   user_id: string;
   display_name: string;
   online: boolean;
+  /** The name the user had before: the user changed it (`/nick`) while online. */
+  previous_name?: string;
 }
 
 /** A `/tell`, `/all` or `/file` was handed to the server. */
@@ -116,6 +138,20 @@ export interface SentEvent {
   name?: string;
   /** File size in bytes (files only). */
   size?: number;
+  /** True when the client is reconnecting: the frames wait in the client until it is back. */
+  pending?: boolean;
+  /** When it was sent (ms). */
+  ts?: number;
+  /** The text sent (`dm` and `all`; the action for `/me`). */
+  text?: string;
+  /** Sent with `/me`. */
+  action?: boolean;
+  /** The sender's display name (shown in actions). */
+  from_name?: string;
+  /** A file the server did not confirm it took (it may still arrive). */
+  unconfirmed?: boolean;
+  /** Shown again from the messages kept on this device. */
+  history?: boolean;
 }
 
 /** Progress of a file transfer (only shown on a terminal). */
@@ -163,6 +199,23 @@ export interface QueuedEvent {
   name?: string;
 }
 
+/** The connection to the server dropped; the client reconnects and queues what is sent. */
+export interface DisconnectedEvent {
+  event: "disconnected";
+  /** The server URL that was lost. */
+  server: string;
+  /** WebSocket close code (1006: the connection broke). */
+  code: number;
+  reason: string;
+}
+
+/** The client is back, through this server (the same or another of the group). */
+export interface ReconnectedEvent {
+  event: "reconnected";
+  /** The server URL now connected to. */
+  server: string;
+}
+
 /** Every event the client reports. */
 export type ClientEvent =
   | ReadyEvent
@@ -178,7 +231,11 @@ export type ClientEvent =
   | FileProgressEvent
   | AccountEvent
   | AccountsEvent
-  | QueuedEvent;
+  | QueuedEvent
+  | DisconnectedEvent
+  | ReconnectedEvent
+  // `/whoelse`, `/block`, `/group`, `/startprivate`... (social_events.ts)
+  | SocialEvent;
 
 /** Receives events. */
 export type EventSink = (event: ClientEvent) => void;
@@ -222,10 +279,12 @@ export function cleanText(text: string): string {
 export interface FormatOptions {
   /** Allow an event to take several lines (a terminal); otherwise exactly one line. */
   multiline?: boolean;
-}
-
-function who(name: string, id: string): string {
-  return `${cleanText(name)} (${shortId(id)})`;
+  /** ANSI colours (a terminal without `NO_COLOR`; see style.ts). */
+  color?: boolean;
+  /** Now (ms), for message times (`HH:MM`, with the date when not today); default the clock. */
+  now?: number;
+  /** The line is replayed from the local history (no "arrived" note). */
+  history?: boolean;
 }
 
 function listLine(u: ListedUser): string {
@@ -259,11 +318,12 @@ function formatAccount(e: AccountEvent): string {
  * @example
  * ```ts
  * import { formatEvent } from "./events.ts";
+ * const noon = new Date(2026, 0, 15, 12, 3).getTime();
  * const line = formatEvent({
  *   event: "dm", from: "1b2c3d4e-aaaa-4bbb-8ccc-dddddddddddd", from_name: "bob",
- *   text: "hi", verified: true, trusted: true,
- * });
- * console.assert(line === "[dm] bob (1b2c3d4e): hi");
+ *   text: "hi", verified: true, trusted: true, ts: noon,
+ * }, { now: noon + 1000 });
+ * console.assert(line === "12:03 bob (1b2c3d4e) → me: hi");
  * ```
  */
 export function formatEvent(e: ClientEvent, options: FormatOptions = {}): string {
@@ -272,26 +332,12 @@ export function formatEvent(e: ClientEvent, options: FormatOptions = {}): string
       return `[ready] connected as ${cleanText(e.display_name)} (${e.user_id}) to ${e.server}${
         e.account === undefined ? "" : ` (account "${cleanText(e.account)}")`
       }`;
-    case "dm": {
-      const marks = `${e.verified ? "" : "[unverified] "}${
-        e.verified && !e.trusted ? "[UNTRUSTED KEY] " : ""
-      }`;
-      return `[dm] ${marks}${who(e.from_name, e.from)}: ${cleanText(e.text)}`;
-    }
-    case "all": {
-      const marks = `${e.encrypted ? "" : "[unencrypted] "}${e.verified ? "" : "[unverified] "}${
-        e.verified && !e.trusted ? "[UNTRUSTED KEY] " : ""
-      }`;
-      return `[all] ${marks}${cleanText(e.from_name)}: ${cleanText(e.text)}`;
-    }
+    case "dm":
+      return formatDm(e, options);
+    case "all":
+      return formatAll(e, options);
     case "file":
-      return e.ok
-        ? `[file] received "${cleanText(e.name)}" (${e.size} bytes, sha256 ok) from ${
-          cleanText(e.from_name)
-        }: saved to ${cleanText(e.path ?? "")}`
-        : `[error] file "${cleanText(e.name)}" from ${who(e.from_name, e.from)} rejected: ${
-          cleanText(e.reason ?? "unknown reason")
-        }; not saved`;
+      return formatFile(e, options);
     case "list": {
       if (e.users.length === 0) return "[list] nobody is online";
       const head = `[list] ${e.users.length} online:`;
@@ -299,26 +345,27 @@ export function formatEvent(e: ClientEvent, options: FormatOptions = {}): string
       return `${head} ${e.users.map(listLine).join(", ")}`;
     }
     case "error":
-      return e.source === "server"
-        ? `[error] ${cleanText(e.code)}: ${cleanText(e.detail)}`
-        : `[error] ${cleanText(e.detail)}`;
+      return paint(
+        e.source === "server"
+          ? `[error] ${cleanText(e.code)}: ${cleanText(e.detail)}`
+          : `[error] ${cleanText(e.detail)}`,
+        SGR.red,
+        options.color,
+      );
     case "info":
       return `[info] ${cleanText(e.text)}`;
     case "warn":
-      return `[warn] ${cleanText(e.text)}`;
-    case "presence":
-      return `[presence] ${who(e.display_name, e.user_id)} is ${e.online ? "online" : "offline"}`;
-    case "sent": {
-      const pieces = e.parts > 1 ? ` in ${e.parts} ${e.kind === "file" ? "chunks" : "parts"}` : "";
-      if (e.kind === "dm") return `[sent] dm to ${who(e.to_name, e.to)}${pieces}`;
-      if (e.kind === "all") {
-        return `[sent] all to ${e.recipients} user${e.recipients === 1 ? "" : "s"}${pieces}`;
+      return paint(`[warn] ${cleanText(e.text)}`, SGR.yellow, options.color);
+    case "presence": {
+      const name = paint(cleanText(e.display_name), userColor(e.user_id), options.color);
+      const user = `${name} (${shortId(e.user_id)})`;
+      if (e.previous_name !== undefined && e.online) {
+        return `[presence] ${cleanText(e.previous_name)} (${shortId(e.user_id)}) is now ${name}`;
       }
-      const target = e.to === "public"
-        ? `${e.recipients} user${e.recipients === 1 ? "" : "s"}`
-        : who(e.to_name, e.to);
-      return `[sent] file "${cleanText(e.name ?? "")}" (${e.size ?? 0} bytes) to ${target}`;
+      return `[presence] ${user} is ${e.online ? "online" : "offline"}`;
     }
+    case "sent":
+      return formatSent(e, options);
     case "file_progress":
       return `[file] ${cleanText(e.name)} ${e.percent}%`;
     case "account":
@@ -338,6 +385,29 @@ export function formatEvent(e: ClientEvent, options: FormatOptions = {}): string
         : "the message is";
       return `[info] ${cleanText(e.to_name)} is offline; ${what} queued for delivery`;
     }
+    case "disconnected":
+      return paint(
+        `[warn] lost the connection to ${cleanText(e.server)} (${e.code}${
+          e.reason ? `: ${cleanText(e.reason)}` : ""
+        }); reconnecting, and what you send is queued until then`,
+        SGR.yellow,
+        options.color,
+      );
+    case "reconnected":
+      return `[info] reconnected via ${cleanText(e.server)}`;
+    case "whoelse":
+    case "whoelsesince":
+    case "blocks":
+    case "not_delivered":
+    case "random":
+    case "groups":
+    case "group_members":
+    case "group_change":
+    case "group_message":
+    case "group_sent":
+    case "private":
+    case "private_message":
+      return formatSocialEvent(e, options);
     default: {
       const never: never = e;
       return String(never);

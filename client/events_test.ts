@@ -1,8 +1,12 @@
 import assert from "node:assert/strict";
 import { cleanText, type ClientEvent, formatEvent } from "./events.ts";
+import { clockTime, userColor } from "./style.ts";
 
 const BOB = "22222222-2222-4222-8222-222222222222";
 const ME = "11111111-1111-4111-8111-111111111111";
+/** 12:03 local time on some day, and "now" a minute later. */
+const T = new Date(2026, 0, 15, 12, 3).getTime();
+const NOW = T + 60_000;
 
 Deno.test("formatEvent() gives the documented one-line formats", () => {
   const cases: [ClientEvent, string][] = [
@@ -11,16 +15,75 @@ Deno.test("formatEvent() gives the documented one-line formats", () => {
       `[ready] connected as alice (${ME}) to ws://h:1`,
     ],
     [
-      { event: "dm", from: BOB, from_name: "bob", text: "hi", verified: true, trusted: true },
-      "[dm] bob (22222222): hi",
+      { event: "reconnected", server: "ws://127.0.0.1:8766" },
+      "[info] reconnected via ws://127.0.0.1:8766",
     ],
     [
-      { event: "dm", from: BOB, from_name: "bob", text: "hi", verified: false, trusted: false },
-      "[dm] [unverified] bob (22222222): hi",
+      { event: "disconnected", server: "ws://h:1", code: 1006, reason: "" },
+      "[warn] lost the connection to ws://h:1 (1006); reconnecting, and what you send is queued until then",
     ],
     [
-      { event: "dm", from: BOB, from_name: "bob", text: "hi", verified: true, trusted: false },
-      "[dm] [UNTRUSTED KEY] bob (22222222): hi",
+      {
+        event: "sent",
+        kind: "dm",
+        to: BOB,
+        to_name: "bob",
+        recipients: 1,
+        parts: 1,
+        pending: true,
+        ts: T,
+        text: "hello",
+      },
+      "12:03 me → bob: hello (queued until the client reconnects)",
+    ],
+    [
+      {
+        event: "dm",
+        from: BOB,
+        from_name: "bob",
+        text: "hi",
+        verified: true,
+        trusted: true,
+        ts: T,
+      },
+      "12:03 bob (22222222) → me: hi",
+    ],
+    [
+      {
+        event: "dm",
+        from: BOB,
+        from_name: "bob",
+        text: "hi",
+        verified: false,
+        trusted: false,
+        ts: T,
+      },
+      "12:03 [unverified] bob (22222222) → me: hi",
+    ],
+    [
+      {
+        event: "dm",
+        from: BOB,
+        from_name: "bob",
+        text: "hi",
+        verified: true,
+        trusted: false,
+        ts: T,
+      },
+      "12:03 [UNTRUSTED KEY] bob (22222222) → me: hi",
+    ],
+    [
+      {
+        event: "dm",
+        from: BOB,
+        from_name: "bob",
+        text: "waves",
+        verified: true,
+        trusted: true,
+        ts: T,
+        action: true,
+      },
+      "12:03 bob (22222222) → me: * bob waves",
     ],
     [
       {
@@ -31,8 +94,23 @@ Deno.test("formatEvent() gives the documented one-line formats", () => {
         verified: true,
         trusted: true,
         encrypted: true,
+        ts: T,
       },
-      "[all] bob: yo",
+      "12:03 bob → all: yo",
+    ],
+    [
+      {
+        event: "all",
+        from: BOB,
+        from_name: "bob",
+        text: "waves",
+        verified: true,
+        trusted: true,
+        encrypted: true,
+        ts: T,
+        action: true,
+      },
+      "12:03 * bob waves",
     ],
     [
       {
@@ -43,8 +121,9 @@ Deno.test("formatEvent() gives the documented one-line formats", () => {
         verified: true,
         trusted: true,
         encrypted: false,
+        ts: T,
       },
-      "[all] [unencrypted] bob: yo",
+      "12:03 [unencrypted] bob → all: yo",
     ],
     [
       {
@@ -57,7 +136,7 @@ Deno.test("formatEvent() gives the documented one-line formats", () => {
         ok: true,
         path: "/d/r.pdf",
       },
-      '[file] received "r.pdf" (12 bytes, sha256 ok) from bob: saved to /d/r.pdf',
+      '12:04 bob → me: file "r.pdf" (12 bytes, sha256 ok), saved to /d/r.pdf',
     ],
     [
       {
@@ -87,12 +166,45 @@ Deno.test("formatEvent() gives the documented one-line formats", () => {
       "[presence] bob (22222222) is offline",
     ],
     [
-      { event: "sent", kind: "dm", to: BOB, to_name: "bob", recipients: 1, parts: 2 },
-      "[sent] dm to bob (22222222) in 2 parts",
+      {
+        event: "sent",
+        kind: "dm",
+        to: BOB,
+        to_name: "bob",
+        recipients: 1,
+        parts: 2,
+        ts: T,
+        text: "long",
+      },
+      "12:03 me → bob: long",
     ],
     [
-      { event: "sent", kind: "all", to: "public", to_name: "public", recipients: 3, parts: 1 },
-      "[sent] all to 3 users",
+      {
+        event: "sent",
+        kind: "all",
+        to: "public",
+        to_name: "public",
+        recipients: 3,
+        parts: 1,
+        ts: T,
+        text: "hi all",
+      },
+      "12:03 me → all: hi all",
+    ],
+    [
+      {
+        event: "sent",
+        kind: "all",
+        to: "public",
+        to_name: "public",
+        recipients: 3,
+        parts: 1,
+        ts: T,
+        text: "waves",
+        action: true,
+        from_name: "alice",
+      },
+      "12:03 * alice waves",
     ],
     [
       {
@@ -104,15 +216,95 @@ Deno.test("formatEvent() gives the documented one-line formats", () => {
         parts: 1,
         name: "a",
         size: 5,
+        ts: T,
       },
-      '[sent] file "a" (5 bytes) to bob (22222222)',
+      '12:03 me → bob: file "a" (5 bytes)',
     ],
     [
       { event: "file_progress", direction: "send", name: "report.pdf", peer: BOB, percent: 42 },
       "[file] report.pdf 42%",
     ],
   ];
-  for (const [event, line] of cases) assert.equal(formatEvent(event), line);
+  for (const [event, line] of cases) assert.equal(formatEvent(event, { now: NOW }), line);
+});
+
+Deno.test("formatEvent() shows when a message was sent: the date when not today, and a late arrival", () => {
+  const dm: ClientEvent = {
+    event: "dm",
+    from: BOB,
+    from_name: "bob",
+    text: "sent while you were away",
+    verified: true,
+    trusted: true,
+    ts: T,
+  };
+  const later = T + 2 * 86_400_000;
+  assert.equal(
+    formatEvent(dm, { now: later }),
+    `2026-01-15 12:03 bob (22222222) → me: sent while you were away (arrived ${
+      clockTime(later, later)
+    })`,
+  );
+  assert.equal(clockTime(T, NOW), "12:03");
+  // Replayed from the kept history: no "arrived" note.
+  assert.equal(
+    formatEvent({ ...dm, history: true }, { now: later }),
+    "2026-01-15 12:03 bob (22222222) → me: sent while you were away",
+  );
+});
+
+Deno.test("formatEvent() colours: a stable colour per user, red errors, yellow warnings, dim own lines", () => {
+  const color = { now: NOW, color: true };
+  const dm: ClientEvent = {
+    event: "dm",
+    from: BOB,
+    from_name: "bob",
+    text: "hi",
+    verified: true,
+    trusted: true,
+    ts: T,
+  };
+  const bob = `\x1b[${userColor(BOB)}mbob\x1b[0m`;
+  assert.equal(
+    formatEvent(dm, color),
+    `\x1b[2m12:03\x1b[0m ${bob} \x1b[2m(22222222)\x1b[0m → me: hi`,
+  );
+  assert.equal(userColor(BOB), userColor(BOB), "the same colour every time");
+  assert.equal(
+    formatEvent({ event: "error", code: "X", detail: "boom", source: "server" }, color),
+    "\x1b[31m[error] X: boom\x1b[0m",
+  );
+  assert.equal(
+    formatEvent({ event: "warn", text: "careful" }, color),
+    "\x1b[33m[warn] careful\x1b[0m",
+  );
+  const sent: ClientEvent = {
+    event: "sent",
+    kind: "dm",
+    to: BOB,
+    to_name: "bob",
+    recipients: 1,
+    parts: 1,
+    ts: T,
+    text: "yo",
+  };
+  assert.equal(formatEvent(sent, color), "\x1b[2m12:03\x1b[0m \x1b[2mme → bob: yo\x1b[0m");
+  // Without colour (NO_COLOR, not a terminal): no escape sequence at all.
+  // deno-lint-ignore no-control-regex
+  assert.ok(!/\x1b/.test(formatEvent(dm, { now: NOW }) + formatEvent(sent, { now: NOW })));
+});
+
+Deno.test("formatEvent() says when a user changed the display name", () => {
+  assert.equal(
+    formatEvent({
+      event: "presence",
+      user_id: BOB,
+      display_name: "Robert",
+      online: true,
+      previous_name: "bob",
+    }),
+    "[presence] bob (22222222) is now Robert",
+  );
 });
 
 Deno.test("formatEvent() prints /list on one line, or several on a terminal", () => {
@@ -138,10 +330,14 @@ Deno.test("formatEvent() keeps hostile text on one line without escape sequences
     text: "line1\nline2\r\x07\u202e",
     verified: true,
     trusted: true,
-  });
+    ts: T,
+  }, { now: NOW });
   // deno-lint-ignore no-control-regex
   assert.ok(!/[\x00-\x1f\x7f]/.test(line), line);
-  assert.equal(line, "[dm] bo\\u{1b}[31mb (22222222): line1\\nline2\\r\\u{7}\\u{202e}");
+  assert.equal(
+    line,
+    "12:03 bo\\u{1b}[31mb (22222222) → me: line1\\nline2\\r\\u{7}\\u{202e}",
+  );
   assert.equal(cleanText("tab\tok é"), "tab\tok é");
 });
 

@@ -1,21 +1,32 @@
 /**
  * File transfer: reading and chunking a file for `/file`, and reassembling, checking and saving
- * the files others send. Chunks carry at most 446 bytes of plaintext, each RSA-OAEP encrypted
+ * the files others send; {@linkcode FileTransfers} does both for a session. Chunks carry at most 446 bytes of plaintext, each RSA-OAEP encrypted
  * under the recipient's key; the manifest's size and SHA-256 are checked before anything is
  * written, and names from the network never choose the folder.
  *
  * @module
  */
 
-import { basename, join, resolve } from "node:path";
 import {
   decryptBlock,
   encryptBlock,
+  type Envelope,
+  type JsonObject,
   OAEP_MAX_PLAINTEXT,
   type PrivateKey,
   type PublicKey,
   sha256Hex,
+  signContent,
 } from "../shared/mod.ts";
+import { errorMessage, ReplayCache, senderOf } from "./_util.ts";
+import type { Clock } from "./clock.ts";
+import type { Connection, Identity, SigVariantChoice } from "./connection.ts";
+import { CommandError } from "./errors.ts";
+import type { EventSink, FileEvent } from "./events.ts";
+import { type Logger, silentLogger } from "./logger.ts";
+import type { Presence } from "./presence.ts";
+import type { QueuedAcks } from "./queued_acks.ts";
+import type { UserKeys } from "./user_keys.ts";
 
 /** Largest file sent or accepted (16 MiB, the server's limit). */
 export const MAX_FILE_BYTES = 16 * 1024 * 1024;
@@ -58,6 +69,9 @@ function mib(n: number): string {
  * ```
  */
 export async function readFileForSending(path: string): Promise<OutgoingFile> {
+  // Imported here, not at the top: this module is also bundled for the browser (client/web),
+  // which never reads or saves files by path.
+  const { basename, resolve } = await import("node:path");
   let info: Deno.FileInfo;
   try {
     info = await Deno.stat(path);
@@ -116,6 +130,11 @@ export interface SendFileOptions {
   signal?: AbortSignal;
   /** File id (default a random UUID). */
   fileId?: string;
+  /**
+   * The sender's key text, put in FILE_START and every FILE_CHUNK as `sender_pub` (Group 17's
+   * client reads it there; others ignore it).
+   */
+  senderPub?: string;
 }
 
 /**
@@ -125,19 +144,22 @@ export interface SendFileOptions {
 export async function sendFileFrames(options: SendFileOptions): Promise<number> {
   const { file, key, mode, send, signal } = options;
   const fileId = options.fileId ?? crypto.randomUUID();
+  const senderPub = options.senderPub === undefined ? {} : { sender_pub: options.senderPub };
   await send("FILE_START", {
     file_id: fileId,
     name: file.name,
     size: file.data.length,
     sha256: file.sha256,
     mode,
+    ...senderPub,
   });
   const chunks = chunkBytes(file.data);
+  const total = chunks.length;
   let sent = 0;
   for (const [index, chunk] of chunks.entries()) {
     if (signal?.aborted) throw signal.reason ?? new DOMException("Aborted", "AbortError");
     const ciphertext = await encryptBlock(key, chunk);
-    await send("FILE_CHUNK", { file_id: fileId, index, ciphertext });
+    await send("FILE_CHUNK", { file_id: fileId, index, ciphertext, total, ...senderPub });
     sent += chunk.length;
     options.onProgress?.(sent);
   }
@@ -182,6 +204,7 @@ export function sanitizeFileName(name: string): string {
  * (the file is created exclusively). Returns the absolute path.
  */
 export async function saveUnique(dir: string, name: string, data: Uint8Array): Promise<string> {
+  const { join, resolve } = await import("node:path");
   await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
   const dot = name.lastIndexOf(".");
   const stem = dot > 0 ? name.slice(0, dot) : name;
@@ -199,18 +222,25 @@ export async function saveUnique(dir: string, name: string, data: Uint8Array): P
   throw new FileTransferError(`Too many files named "${name}" in "${dir}"`);
 }
 
+/**
+ * Keeps a received file (already checked) under a safe base name and returns where it is: a
+ * path for the terminal client ({@linkcode saveUnique}), a `blob:` URL in the browser.
+ */
+export type SaveFile = (name: string, data: Uint8Array) => Promise<string>;
+
 /** A FILE_START manifest, as the receiver needs it. */
 export interface FileManifest {
   file_id: string;
   name: string;
   size: number;
-  sha256: string;
+  /** Hex SHA-256 of the file; absent in Group 17's manifests (then nothing can be checked). */
+  sha256?: string;
   mode: "dm" | "public";
 }
 
 /** The outcome of a finished incoming transfer. */
 export type ReceiveResult =
-  | { ok: true; sender: string; manifest: FileManifest; path: string }
+  | { ok: true; sender: string; manifest: FileManifest; path: string; unverified: boolean }
   | { ok: false; sender: string; manifest: FileManifest; reason: string };
 
 interface Incoming {
@@ -231,6 +261,8 @@ export interface FileReceiverOptions {
   privateKey: PrivateKey;
   /** Folder to save into. */
   downloadsDir: string;
+  /** Keeps a checked file instead of saving it into `downloadsDir` (the browser client). */
+  save?: SaveFile;
   /** Milliseconds now (for idle expiry). */
   now: () => number;
   /** Chunks decrypted at once (default: the number of CPUs, at least 2). */
@@ -246,6 +278,8 @@ export interface FileReceiverOptions {
 export class FileReceiver {
   #options: FileReceiverOptions;
   #active: Map<string, Incoming> = new Map();
+  /** Transfers that ended, so frames sent again after a reconnect are not taken twice. */
+  #ended: ReplayCache = new ReplayCache(1024);
   #inflight: Set<Promise<void>> = new Set();
   #limit: number;
 
@@ -265,6 +299,15 @@ export class FileReceiver {
     return [...this.#active.values()].map((t) => ({ sender: t.sender, manifest: t.manifest }));
   }
 
+  /**
+   * True for a FILE_START of a transfer in progress or already ended: a copy (a sender resends
+   * what its server had not confirmed when it reconnects), to ignore.
+   */
+  isDuplicate(sender: string, fileId: string): boolean {
+    const key = `${sender}\n${fileId}`;
+    return this.#active.has(key) || this.#ended.has(key);
+  }
+
   /** Handles FILE_START. Returns a reason when the transfer is refused. */
   start(sender: string, manifest: FileManifest): string | undefined {
     this.#expire();
@@ -273,7 +316,9 @@ export class FileReceiver {
     if (manifest.size > MAX_FILE_BYTES) {
       return `it is ${manifest.size} bytes; the limit is ${MAX_FILE_BYTES}`;
     }
-    if (!/^[0-9a-f]{64}$/i.test(manifest.sha256)) return "its sha256 is not 64 hex digits";
+    if (manifest.sha256 !== undefined && !/^[0-9a-f]{64}$/i.test(manifest.sha256)) {
+      return "its sha256 is not 64 hex digits";
+    }
     if (this.#active.size >= MAX_ACTIVE_TRANSFERS) {
       return `${MAX_ACTIVE_TRANSFERS} transfers are already in progress`;
     }
@@ -346,6 +391,7 @@ export class FileReceiver {
     const t = this.#active.get(key);
     if (!t) return undefined;
     this.#active.delete(key);
+    this.#ended.isReplay(key);
     await Promise.all(t.pending);
     const fail = (reason: string): ReceiveResult => ({
       ok: false,
@@ -365,15 +411,18 @@ export class FileReceiver {
     if (data.length !== t.manifest.size) {
       return fail(`size mismatch: got ${data.length} bytes, expected ${t.manifest.size}`);
     }
-    const digest = await sha256Hex(data);
-    if (digest !== t.manifest.sha256.toLowerCase()) return fail("sha256 mismatch");
+    // Without a sha256 in the manifest (Group 17) the size is all that can be checked.
+    const expected = t.manifest.sha256;
+    if (expected !== undefined && (await sha256Hex(data)) !== expected.toLowerCase()) {
+      return fail("sha256 mismatch");
+    }
     try {
-      const path = await saveUnique(
-        this.#options.downloadsDir,
-        sanitizeFileName(t.manifest.name),
-        data,
-      );
-      return { ok: true, sender, manifest: t.manifest, path };
+      const name = sanitizeFileName(t.manifest.name);
+      const save = this.#options.save;
+      const path = save
+        ? await save(name, data)
+        : await saveUnique(this.#options.downloadsDir, name, data);
+      return { ok: true, sender, manifest: t.manifest, path, unverified: expected === undefined };
     } catch (e) {
       return fail(`cannot save it: ${(e as Error).message}`);
     }
@@ -382,5 +431,261 @@ export class FileReceiver {
   #expire(): void {
     const cutoff = this.#options.now() - TRANSFER_IDLE_MS;
     for (const [key, t] of this.#active) if (t.touched < cutoff) this.#active.delete(key);
+  }
+}
+
+/** Options for {@linkcode FileTransfers}. */
+export interface FileTransfersOptions {
+  /** The user. */
+  identity: Identity;
+  /** Where frames go. */
+  connection: Connection;
+  /** Finds recipients and names senders. */
+  presence: Presence;
+  /** Recipient keys. */
+  keys: UserKeys;
+  /** ACK QUEUED for offline recipients. */
+  queued: QueuedAcks;
+  /** Receives `file`, `file_progress`, `sent`, `queued`, info and warning events. */
+  onEvent: EventSink;
+  /** Folder for received files. */
+  downloadsDir: string;
+  /** Keeps received files instead of saving them into `downloadsDir` (the browser client). */
+  saveFile?: SaveFile;
+  /** Time source (idle expiry of incoming transfers). */
+  clock: Clock;
+  /** content_sig variant for chunk signatures (default `auto`: chosen per server). */
+  sigVariant?: SigVariantChoice;
+  /** Debug logger. */
+  log?: Logger;
+}
+
+/**
+ * `/file` and incoming FILE_START / FILE_CHUNK / FILE_END for one session.
+ *
+ * @example
+ * ```ts ignore
+ * const files = new FileTransfers({ identity, connection, presence, keys, queued, onEvent,
+ *   downloadsDir: "downloads", clock: systemClock });
+ * await files.send("bob", "report.pdf");
+ * ```
+ */
+export class FileTransfers {
+  #o: FileTransfersOptions;
+  #log: Logger;
+  #receiver: FileReceiver;
+
+  /** Creates the feature. */
+  constructor(options: FileTransfersOptions) {
+    this.#o = options;
+    this.#log = options.log ?? silentLogger;
+    this.#receiver = new FileReceiver({
+      privateKey: options.identity.keys.privateKey,
+      downloadsDir: options.downloadsDir,
+      ...(options.saveFile ? { save: options.saveFile } : {}),
+      now: () => options.clock.now(),
+      onProgress: (sender, manifest, percent) =>
+        options.onEvent({
+          event: "file_progress",
+          direction: "receive",
+          name: manifest.name,
+          peer: sender,
+          percent,
+        }),
+    });
+  }
+
+  /**
+   * `/file`: sends a file to a user, or to every other online user when `target` is `public`.
+   * Aborts between chunks when `signal` aborts or the session closes.
+   */
+  async send(target: string, path: string, signal?: AbortSignal): Promise<void> {
+    this.#o.connection.requireOpen();
+    let file: OutgoingFile;
+    try {
+      file = await readFileForSending(path);
+    } catch (e) {
+      if (e instanceof FileTransferError) throw new CommandError(e.message, { cause: e });
+      throw e;
+    }
+    await this.sendData(target, file, signal);
+  }
+
+  /**
+   * Like {@linkcode send} for a file already in memory (the browser client's picked file);
+   * refuses one over {@linkcode MAX_FILE_BYTES}.
+   */
+  async sendData(target: string, file: OutgoingFile, signal?: AbortSignal): Promise<void> {
+    const { connection, presence, keys, queued } = this.#o;
+    const emit = this.#o.onEvent;
+    connection.requireOpen();
+    if (file.data.length > MAX_FILE_BYTES) {
+      throw new CommandError(
+        `File "${file.name}" is ${mib(file.data.length)}; the limit is ${mib(MAX_FILE_BYTES)}`,
+      );
+    }
+    const isPublic = target === "public" || target === "*";
+    const recipients = isPublic ? presence.others() : [await presence.findUser(target)];
+    if (recipients.length === 0) {
+      emit({ event: "info", text: "No one else is online; the file was not sent" });
+      return;
+    }
+    const abort = signal ? AbortSignal.any([signal, connection.signal]) : connection.signal;
+    const total = Math.max(1, file.data.length * recipients.length);
+    let lastPercent = -1;
+    const progress = (done: number): void => {
+      const percent = Math.floor((done * 100) / total);
+      if (percent === lastPercent) return;
+      lastPercent = percent;
+      emit({
+        event: "file_progress",
+        direction: "send",
+        name: file.name,
+        peer: isPublic ? "public" : recipients[0]!,
+        percent,
+      });
+    };
+    let chunks = 0;
+    let sent = 0;
+    let pending = false;
+    const watch = isPublic ? undefined : queued.watch(recipients[0]!);
+    try {
+      for (const [i, to] of recipients.entries()) {
+        let key: PublicKey;
+        try {
+          key = await keys.keyFor(to);
+        } catch (e) {
+          if (!isPublic) throw e;
+          emit({ event: "warn", text: `File not sent to ${presence.who(to)}: ${errorMessage(e)}` });
+          continue;
+        }
+        chunks = await sendFileFrames({
+          file,
+          key,
+          mode: isPublic ? "public" : "dm",
+          signal: abort,
+          senderPub: connection.ownKeyText,
+          send: async (type, payload) => {
+            const ts = connection.nextTs();
+            const body: JsonObject = { ...payload };
+            if (type === "FILE_CHUNK") {
+              // A content signature per chunk, over ciphertext, from, to, ts, file_id, index
+              // and total (Group 17's client checks it; others ignore it).
+              body.content_sig = await signContent(this.#o.identity.keys.privateKey, {
+                ciphertext: String(payload.ciphertext),
+                from: this.#o.identity.userId,
+                to,
+                ts,
+                extra: [String(payload.file_id), Number(payload.index), Number(payload.total)],
+              }, connection.contentSigVariant(this.#o.sigVariant ?? "auto"));
+            }
+            const how = await connection.sendEnvelope(
+              { type, from: this.#o.identity.userId, to, ts, payload: body },
+              { signal: abort },
+            );
+            if (how === "queued") pending = true;
+          },
+          onProgress: (bytes) => progress(i * file.data.length + bytes),
+        });
+        sent++;
+      }
+      if (sent === 0) throw new CommandError("The file reached nobody");
+      // Report it sent once the server has taken every chunk (and said so by answering); one
+      // line either way: sent, or not confirmed (the server may still be passing it on).
+      const confirmed = await connection.barrier();
+      progress(total);
+      const to = isPublic ? "public" : recipients[0]!;
+      emit({
+        event: "sent",
+        kind: "file",
+        to,
+        to_name: isPublic ? "public" : presence.nameOf(to),
+        recipients: sent,
+        parts: chunks,
+        name: file.name,
+        size: file.data.length,
+        ...(pending ? { pending: true } : {}),
+        ts: Date.now(),
+        ...(confirmed ? {} : { unconfirmed: true }),
+      });
+      if (watch && watch.acks > 0) {
+        emit({ event: "queued", kind: "file", to, to_name: presence.nameOf(to), name: file.name });
+      }
+    } finally {
+      queued.unwatch(watch);
+    }
+  }
+
+  /** FILE_START: starts reassembling, or reports why the file is refused. */
+  onStart(env: Envelope, manifest: FileManifest): void {
+    const sender = senderOf(env);
+    if (this.#receiver.isDuplicate(sender, manifest.file_id)) {
+      return this.#log.debug(`copy of FILE_START for ${manifest.file_id} ignored`);
+    }
+    const refused = this.#receiver.start(sender, manifest);
+    if (refused) {
+      this.#emitFile(sender, manifest.name, manifest.size, manifest.mode, { reason: refused });
+    } else {
+      this.#log.debug(`receiving ${manifest.name} (${manifest.size} bytes) from ${sender}`);
+    }
+  }
+
+  /** FILE_CHUNK: one encrypted piece. */
+  async onChunk(
+    env: Envelope,
+    p: { file_id: string; index: number; ciphertext: string },
+  ): Promise<void> {
+    if (!(await this.#receiver.chunk(senderOf(env), p.file_id, p.index, p.ciphertext))) {
+      this.#log.debug(`FILE_CHUNK for unknown file ${p.file_id} ignored`);
+    }
+  }
+
+  /** FILE_END: checks the file and saves it (or says why not). */
+  async onEnd(env: Envelope, fileId: string): Promise<void> {
+    const result = await this.#receiver.end(senderOf(env), fileId);
+    if (!result) return this.#log.debug(`FILE_END for unknown file ${fileId}`);
+    this.#log.debug(`FILE_END ${fileId}: ${result.ok ? "ok" : result.reason}`);
+    const m = result.manifest;
+    this.#emitFile(
+      result.sender,
+      m.name,
+      m.size,
+      m.mode,
+      result.ok
+        ? { path: result.path, ...(result.unverified ? { unverified: true } : {}) }
+        : { reason: result.reason },
+    );
+  }
+
+  /** Warns about every incoming file that is not complete (when the session ends). */
+  warnIncomplete(): void {
+    for (const { sender, manifest } of this.#receiver.active()) {
+      this.#o.onEvent({
+        event: "warn",
+        text: `Incoming file "${manifest.name}" from ${
+          this.#o.presence.who(sender)
+        } was not complete; discarded`,
+      });
+    }
+  }
+
+  #emitFile(
+    from: string,
+    name: string,
+    size: number,
+    mode: "dm" | "public",
+    outcome: { path: string; unverified?: boolean } | { reason: string },
+  ): void {
+    const event: FileEvent = {
+      event: "file",
+      from,
+      from_name: this.#o.presence.nameOf(from),
+      name,
+      size,
+      mode,
+      ok: "path" in outcome,
+      ...outcome,
+    };
+    this.#o.onEvent(event);
   }
 }

@@ -1,6 +1,13 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { encodePublicKey, encryptBlock, type Envelope, sha256Hex } from "../shared/mod.ts";
+import {
+  encodePublicKey,
+  encryptBlock,
+  type Envelope,
+  sha256Hex,
+  verifyContent,
+  verifyEnvelope,
+} from "../shared/mod.ts";
 import { advertise, connected, fixtureKeyPair, type Harness, IDS } from "./_test_util.ts";
 import {
   chunkBytes,
@@ -182,7 +189,24 @@ Deno.test("a file sent with sendFile() arrives intact through a relay and is sav
     const chunks = frames.filter((f) => f.type === "FILE_CHUNK");
     assert.equal(chunks.length, 5);
     assert.deepEqual(chunks.map((c) => c.payload["index"]), [0, 1, 2, 3, 4]);
-    assert.ok(chunks.every((c) => c.payload["file_id"] === p["file_id"] && c.sig === undefined));
+    assert.ok(chunks.every((c) => c.payload["file_id"] === p["file_id"]));
+    // Every user frame is signed by the user; chunks carry what Group 17's client reads.
+    for (const c of [start, ...chunks]) {
+      assert.ok(await verifyEnvelope(alice.keys.publicKey, c), `${c.type} is signed`);
+    }
+    assert.ok(
+      chunks.every((c) => c.payload["total"] === 5 && typeof c.payload["sender_pub"] === "string"),
+    );
+    assert.equal(
+      await verifyContent(alice.keys.publicKey, String(chunks[1]!.payload["content_sig"]), {
+        ciphertext: String(chunks[1]!.payload["ciphertext"]),
+        from: IDS.alice,
+        to: IDS.bob,
+        extra: [String(p["file_id"]), 1, 5],
+      }, [chunks[1]!.ts]),
+      "A",
+      "chunk content_sig covers ciphertext, from, to, ts, file_id, index, total",
+    );
     const sent = await alice.events.wait("sent");
     assert.deepEqual([sent.kind, sent.name, sent.size, sent.parts], [
       "file",

@@ -20,6 +20,7 @@ import {
   type JsonObject,
   type KdfParams,
   type KeyPair,
+  keyPairOf,
   openPrivateKey,
   parseEnvelope,
   type PrivkeyStore,
@@ -32,9 +33,11 @@ import {
   verifyEnvelope,
 } from "../shared/mod.ts";
 import { type Clock, systemClock } from "./clock.ts";
-import { keyPairOf } from "./config.ts";
 import type { EventSink } from "./events.ts";
-import { accountsAnswer, HelloError, type Logger, silentLogger } from "./session.ts";
+import { accountsAnswer } from "./accounts.ts";
+import { HelloError } from "./errors.ts";
+import { type Logger, silentLogger } from "./logger.ts";
+import { forgetHint } from "./server_pins.ts";
 import type { TrustStore } from "./trust_store.ts";
 
 /** What a successful login yields. */
@@ -47,6 +50,13 @@ export interface LoginResult {
   keys: KeyPair;
   /** The encrypted key blob with its KDF parameters (for `/passwd` and `/delete-account`). */
   store: PrivkeyStore;
+  /** `seq` of the account record's signed statement (0 when the server did not say). */
+  seq: number;
+  /**
+   * The `auth_key` the password derived (memory only): it logs in again after a reconnect
+   * without asking for the password (see {@linkcode resumeLogin}).
+   */
+  authKey: string;
 }
 
 /** Asks for a password; resolves `undefined` when none can be had (end of input, cancelled). */
@@ -178,8 +188,8 @@ export class PreHelloChannel {
         throw new HelloError(
           "SERVER_KEY_CHANGED",
           `The server at ${this.#url} answered ${env.type} without a valid signature of its ` +
-            `pinned key; this may be an attack (or the server got a new key). If the change is ` +
-            `expected, remove "${this.#url}" from "servers" in the config file`,
+            `pinned key; this may be an attack (or the server got a new key). If the operator ` +
+            `confirms a new key, forget the old one: ${forgetHint(undefined, this.#url)}`,
         );
       }
     }
@@ -313,6 +323,61 @@ export async function login(
         `The decrypted key of "${username}" does not match the account's public key; not logged in`,
       );
     }
-    return { username: reply.p.username, userId: reply.p.user_id, keys, store };
+    return {
+      username: reply.p.username,
+      userId: reply.p.user_id,
+      keys,
+      store,
+      seq: reply.p.seq,
+      authKey,
+    };
+  }
+}
+
+/** The account a session logged in to, as {@linkcode resumeLogin} needs it. */
+export interface ResumeAccount {
+  /** The account name. */
+  username: string;
+  /** The `auth_key` of the first login (or of the last `/passwd`). */
+  authKey: string;
+  /** The account's user id. */
+  userId: string;
+  /** The account's public key (base64url SPKI): the key in memory. */
+  pubkey: string;
+}
+
+/**
+ * Logs in again on a new connection after a reconnect, without asking for the password:
+ * `LOGIN_START` → `LOGIN_PARAMS`, `LOGIN_PROOF` with the kept `auth_key` → `LOGIN_OK`, which
+ * must name the same user id and key. Throws {@linkcode HelloError}: from the server (e.g.
+ * `BAD_PASSWORD` after a password change elsewhere) or for a mismatch. The connection is then
+ * ready for USER_HELLO.
+ *
+ * @example
+ * ```ts ignore
+ * const channel = await PreHelloChannel.open({ transport, serverUrl, trust });
+ * await resumeLogin(channel, { username, authKey, userId, pubkey });
+ * ```
+ */
+export async function resumeLogin(
+  channel: PreHelloChannel,
+  account: ResumeAccount,
+): Promise<void> {
+  const { username, authKey } = account;
+  await fetchKdfParams(channel, username);
+  channel.send("LOGIN_PROOF", username, { username, auth_key: authKey });
+  const reply = await channel.expect(
+    (f) => f.type === "LOGIN_OK" || f.type === "ERROR",
+    "the login answer",
+  );
+  if (isError(reply)) {
+    throw new HelloError(reply.p.code, reply.p.detail || "Login refused", 1, true);
+  }
+  if (reply.type !== "LOGIN_OK") throw new Error("unreachable");
+  if (reply.p.user_id !== account.userId || !samePublicKey(reply.p.pubkey, account.pubkey)) {
+    throw new HelloError(
+      "BAD_KEY",
+      `The server answered the login of "${username}" with another user id or key; not logged in`,
+    );
   }
 }

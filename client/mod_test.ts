@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { encodePublicKey, memoryTransportPair, type Transport } from "../shared/mod.ts";
+import {
+  encodePublicKey,
+  encryptText,
+  memoryTransportPair,
+  signContent,
+  type Transport,
+} from "../shared/mod.ts";
 import { withTimeout } from "../tests/support/timeout.ts";
 import { FakeAccountServer } from "./_fake_account_server.ts";
 import { FakeServer, fixtureKeyPair, IDS } from "./_test_util.ts";
@@ -132,7 +138,7 @@ Deno.test("runClient() in script mode runs piped commands and quits at end of in
     /^\[info\] Pinned the key of server 99999999 \(fp [0-9a-f:]+\) for ws:\/\/test\.invalid:9$/,
     new RegExp(`^\\[ready\\] connected as alice \\(${id}\\) to ws://test\\.invalid:9$`),
     /^\[presence\] bob \(22222222\) is online$/,
-    /^\[sent\] dm to bob \(22222222\)$/,
+    /^\d\d:\d\d me → bob: hi there$/,
     new RegExp(`^\\[list\\] 2 online: alice \\(${id}\\) \\[you\\], bob \\(${IDS.bob}\\)$`),
     /^\[error\] Not a command; use \/tell <user> <text>/,
   ];
@@ -172,8 +178,8 @@ Deno.test("runClient() --json prints one JSON event per line", async () => {
   assert.equal(r.received.filter((t) => t === "MSG_DIRECT").length, 1, "nothing after /quit");
 });
 
-Deno.test("runClient() exits 2 with a message when the server closes the connection", async () => {
-  const r = await run([], [], "hangup");
+Deno.test("runClient() exits 2 with a message when the server closes the connection and reconnecting is off", async () => {
+  const r = await run([], [], "hangup", { reconnectRounds: 0 });
   assert.equal(r.code, 2);
   assert.ok(r.lines.includes("[error] connection closed (1011): server going down"), r.out);
 });
@@ -311,7 +317,12 @@ Deno.test("runClient() --login exits 1 when blocked or when no password comes", 
 });
 
 Deno.test("runClient() /register in a script reads the password twice from the next lines", async () => {
-  const r = await runAccounts(["--json"], ["/register alice", "pw", "pw", "/tell alice hi"]);
+  const r = await runAccounts(["--json"], [
+    "/register alice",
+    "password1",
+    "password1",
+    "/tell alice hi",
+  ]);
   assert.equal(r.code, 0, r.out + r.err);
   const events = r.lines.map((l) => JSON.parse(l));
   const registered = events.find((e) => e.event === "account");
@@ -322,7 +333,7 @@ Deno.test("runClient() /register in a script reads the password twice from the n
     user_id: r.config.user_id,
   });
   assert.equal(r.config.account, "alice");
-  assert.deepEqual(r.files, ["me.json", "me.key.pem"]);
+  assert.deepEqual(r.files, ["me.history.json", "me.json", "me.key.pem"]);
   assert.ok(r.server.accounts.has("alice"));
 });
 
@@ -391,4 +402,231 @@ Deno.test("runClient() on a terminal exits on /quit while the keyboard stays ope
   const { code, out } = await terminalSession("/quit\r");
   assert.equal(code, 0);
   assert.ok(out.includes("/quit"));
+});
+
+Deno.test("runClient() takes --server several times and connects to the first that answers", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "socp_mod_test_" });
+  const server = await FakeAccountServer.create();
+  const dialed: string[] = [];
+  let out = "";
+  try {
+    const code = await withTimeout(
+      runClient([
+        join(dir, "me.json"),
+        "--server",
+        "ws://a.invalid:1",
+        "--server",
+        "ws://b.invalid:2/",
+        "--json",
+      ], {
+        env: () => undefined,
+        stdin: input(["/quit\n"]),
+        write: (t) => (out += t),
+        writeErr: () => {},
+        interactive: false,
+        connect: (url) => {
+          dialed.push(url);
+          return url === "ws://a.invalid:1"
+            ? Promise.reject(new Error("Connection refused"))
+            : server.connect();
+        },
+        generateKey: generate,
+      }),
+      15_000,
+      "runClient",
+    );
+    assert.equal(code, 0, out);
+    assert.deepEqual(dialed, ["ws://a.invalid:1", "ws://b.invalid:2"]);
+    const ready = out.split("\n").filter((l) => l).map((l) => JSON.parse(l)).find((e) =>
+      e.event === "ready"
+    );
+    assert.equal(ready.server, "ws://b.invalid:2");
+  } finally {
+    await server.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("runClient() in a script refuses /login to the account it is in before reading a password", async () => {
+  const r = await runAccounts(
+    ["--login", "alice", "--json"],
+    ["pw", "/login alice", "/tell nobody hi", "/quit"],
+    async (s) => void await s.addAccount("alice", IDS.alice, await generate(), "pw"),
+  );
+  assert.equal(r.code, 0, r.out + r.err);
+  const errors = r.lines.map((l) => JSON.parse(l)).filter((e) => e.event === "error");
+  assert.deepEqual(errors.map((e) => e.detail), [
+    'You are logged in to "alice" already; /logout first to log in again',
+    'Unknown user "nobody"; /list shows who is online, /accounts <pattern> lists accounts',
+  ]);
+  const proofs = r.server.received.flat().filter((t) => t === "LOGIN_PROOF");
+  assert.equal(proofs.length, 1, "the next lines were not taken as passwords");
+});
+
+/** Runs the client in script mode on `dir/me.json` against `server`; returns code and lines. */
+async function runIn(
+  dir: string,
+  server: FakeAccountServer,
+  args: string[],
+  lines: string[],
+): Promise<{ code: number; lines: string[]; err: string }> {
+  let out = "";
+  let err = "";
+  const code = await withTimeout(
+    runClient([join(dir, "me.json"), "--server", "ws://test.invalid:9", ...args], {
+      env: () => undefined,
+      stdin: input(lines.map((l) => l + "\n")),
+      write: (t) => (out += t),
+      writeErr: (t) => (err += t),
+      interactive: false,
+      connect: server.connect,
+      generateKey: generate,
+    }),
+    15_000,
+    "runClient",
+  );
+  return { code, lines: out.split("\n").filter((l) => l), err };
+}
+
+Deno.test("runClient() --forget-server-key forgets a changed server key after showing both fingerprints", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "socp_mod_test_" });
+  const server = await FakeAccountServer.create();
+  try {
+    const url = "ws://test.invalid:9";
+    const first = await runIn(dir, server, [], ["/quit"]);
+    assert.equal(first.code, 0, first.lines.join("\n"));
+    // The server gets a new key: the pin no longer matches.
+    const path = join(dir, "me.json");
+    const config = JSON.parse(await Deno.readTextFile(path));
+    const oldKey = encodePublicKey((await fixtureKeyPair("server3")).publicKey);
+    config.servers[url].pubkey = oldKey;
+    await Deno.writeTextFile(path, JSON.stringify(config));
+    const refused = await runIn(dir, server, [], ["/quit"]);
+    assert.equal(refused.code, 1);
+    const changed = refused.lines.find((l) => l.includes("SERVER KEY CHANGED"))!;
+    assert.match(changed, new RegExp(`--forget-server-key ${url}$`), "it says how to go on");
+
+    const forgot = await runIn(dir, server, ["--forget-server-key", `${url}/`], ["/quit"]);
+    assert.equal(forgot.code, 0, forgot.lines.join("\n"));
+    const oldFp = /fp ([0-9a-f:]+)\)/.exec(forgot.lines.find((l) => l.includes("Forgot"))!)![1]!;
+    const pinned = forgot.lines.find((l) => l.includes("Pinned the key"))!;
+    assert.match(pinned, new RegExp(`replacing the forgotten key fp ${oldFp}$`));
+    assert.ok(changed.includes(`fp ${oldFp}`), "the same old fingerprint as in the refusal");
+    const after = JSON.parse(await Deno.readTextFile(path));
+    assert.equal(after.servers[url].pubkey, server.pub);
+
+    const none = await runIn(dir, server, ["--forget-server-key", "ws://other.invalid:1"], []);
+    assert.equal(none.code, 1);
+    assert.match(none.lines.at(-1)!, /No server key is pinned for ws:\/\/other\.invalid:1/);
+  } finally {
+    await server.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("runClient() keeps the messages in a private file, shows them after a restart; --no-history keeps nothing", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "socp_mod_test_" });
+  const server = await FakeAccountServer.create();
+  try {
+    await server.addAccount("bob", IDS.bob, await fixtureKeyPair("user1"), "pw");
+    const first = await runIn(dir, server, [], ["/tell bob see you tomorrow", "/quit"]);
+    assert.equal(first.code, 0, first.lines.join("\n"));
+    const file = join(dir, "me.history.json");
+    assert.equal((await Deno.stat(file)).mode! & 0o777, 0o600);
+    assert.ok((await Deno.readTextFile(file)).includes("see you tomorrow"));
+    const again = await runIn(dir, server, [], ["/quit"]);
+    const head = again.lines.findIndex((l) => l.includes("kept on this device"));
+    assert.ok(head >= 0, again.lines.join("\n"));
+    assert.match(again.lines[head + 1]!, /^\d\d:\d\d me → bob: see you tomorrow$/);
+    await Deno.remove(file);
+    const off = await runIn(dir, server, ["--no-history"], ["/tell bob not kept", "/history"]);
+    assert.match(
+      off.lines.at(-1)!,
+      /No messages are kept on this device \(the client runs with --no-history\)/,
+    );
+    assert.ok(!(await Deno.stat(file).then(() => true, () => false)), "no history file");
+  } finally {
+    await server.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("runClient() on a terminal colours lines, rings for a DM and keeps typed lines, not passwords", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "socp_mod_test_" });
+  const server = await FakeAccountServer.create();
+  await server.addAccount("alice", IDS.alice, await generate(), "hunter22");
+  let out = "";
+  const listeners = new Set<() => void>();
+  const typed = new TransformStream<Uint8Array, Uint8Array>();
+  const keys = typed.writable.getWriter();
+  const until = (text: string) =>
+    withTimeout(
+      new Promise<void>((resolve) => {
+        const check = () => {
+          if (!out.includes(text)) return;
+          listeners.delete(check);
+          resolve();
+        };
+        listeners.add(check);
+        check();
+      }),
+      5000,
+      `"${text}" in the output`,
+    );
+  try {
+    const run = runClient([
+      join(dir, "a.json"),
+      "--server",
+      "ws://test.invalid:9",
+      "--login",
+      "alice",
+    ], {
+      env: () => undefined,
+      stdin: typed.readable,
+      write: (t) => {
+        out += t;
+        for (const listener of [...listeners]) listener();
+      },
+      writeErr: () => {},
+      interactive: true,
+      color: true,
+      connect: server.connect,
+    });
+    await until("Password for alice: ");
+    await keys.write(enc.encode("hunter22\r"));
+    await until("[ready] connected as alice");
+    await keys.write(enc.encode("/lsit\r"));
+    await until("did you mean /list?");
+    assert.ok(out.includes("\x1b[31m[error] Unknown command"), "errors in red");
+    const bob = await fixtureKeyPair("user1");
+    server.names.set(IDS.bob, "bob");
+    server.known.set(IDS.bob, encodePublicKey(bob.publicKey));
+    const ciphertext = await encryptText((await generate()).publicKey, "ding");
+    const ts = Date.now();
+    const content_sig = await signContent(bob.privateKey, {
+      ciphertext,
+      from: IDS.bob,
+      to: IDS.alice,
+      ts,
+    }, "A");
+    await server.broadcast("USER_DELIVER", {
+      ciphertext,
+      sender: IDS.bob,
+      sender_pub: encodePublicKey(bob.publicKey),
+      content_sig,
+      msg_ts: ts,
+    });
+    await until("→ me: ding");
+    assert.ok(out.includes("→ me: ding\r\n> \x07"), "the bell rings after the message");
+    await keys.write(enc.encode("/quit\r"));
+    assert.equal(await withTimeout(run, 10_000, "runClient"), 0);
+    const kept = await Deno.readTextFile(join(dir, "a.input_history"));
+    assert.deepEqual(kept.split("\n").filter((l) => l), ["/lsit", "/quit"]);
+    assert.ok(!kept.includes("hunter22"), "a password never reaches the history");
+    assert.equal((await Deno.stat(join(dir, "a.input_history"))).mode! & 0o777, 0o600);
+  } finally {
+    await keys.close().catch(() => {});
+    await server.close();
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -51,6 +51,7 @@ export class FramePacer {
   #maxBuffered: number;
   #tokens: number;
   #last: number;
+  #sent = 0;
 
   /** Creates a pacer over a transport. */
   constructor(transport: Transport, clock: Clock, options: PacerOptions = {}) {
@@ -63,8 +64,17 @@ export class FramePacer {
     this.#last = clock.now();
   }
 
-  /** Sends one frame once the rate and the socket buffer allow; throws if the link closed. */
-  async send(text: string, signal?: AbortSignal): Promise<void> {
+  /** Frames sent so far. */
+  get sent(): number {
+    return this.#sent;
+  }
+
+  /**
+   * Sends one frame once the rate and the socket buffer allow; throws if the link closed.
+   * Resolves with the frame's number on this pacer (1 for the first), so a caller knows which
+   * frames went out before it.
+   */
+  async send(text: string, signal?: AbortSignal): Promise<number> {
     for (;;) {
       if (signal?.aborted) throw signal.reason ?? new DOMException("Aborted", "AbortError");
       if (!this.#transport.open) throw new ConnectionClosedError();
@@ -82,5 +92,6 @@ export class FramePacer {
     }
     this.#tokens -= 1;
     this.#transport.send(text);
+    return ++this.#sent;
   }
 }

@@ -25,6 +25,11 @@ export interface TrustStore {
   pinServer(url: string, pin: ServerPin): void;
   /** Resolves once every change so far is persisted. */
   flush(): Promise<void>;
+  /**
+   * The pin the user chose to forget for a URL in this run (`--forget-server-key`), so the new
+   * key can be shown next to the old one when it is pinned.
+   */
+  forgottenServerPin?(url: string): ServerPin | undefined;
 }
 
 /**

@@ -6,7 +6,8 @@
 
 import { parseArgs } from "node:util";
 import { join } from "node:path";
-import type { LogLevel } from "./log.ts";
+import type { LogFormat, LogLevel } from "./log.ts";
+import { argsErrorText } from "../shared/mod.ts";
 
 /** Everything a server needs to start. */
 export interface ServerConfig {
@@ -38,6 +39,23 @@ export interface ServerConfig {
   loginAttempts: number;
   /** How long a blocked account stays blocked, ms (default 60,000). */
   loginBlockMs: number;
+  /**
+   * Failed logins per account from all addresses together in 10 minutes before addresses that
+   * never logged in to it are refused too (default 20).
+   */
+  accountFailureLimit: number;
+  /**
+   * `open`: any SOCP server may join through an introducer (presence and routing only);
+   * `closed`: only servers listed in the bootstrap file (introducers and server group).
+   */
+  federation: "open" | "closed";
+  /**
+   * How keys are written to other implementations' servers and clients: absent = as each peer
+   * writes them (learned from its hello); `der` or `pem` forces one for every non-socp peer.
+   */
+  keyEncoding?: "der" | "pem";
+  /** REGISTER requests per hour per client address, also the burst (default 10). */
+  registerPerHour: number;
   /** Idle session logout, ms; 0 = off (default off). */
   idleTimeoutMs: number;
   /** Offline queue cap per user (default 1,000 frames). */
@@ -46,6 +64,22 @@ export interface ServerConfig {
   queueMaxAgeMs: number;
   /** Log level (default info). */
   logLevel: LogLevel;
+  /** Log line format (`--log-format`, `SOCP_LOG_FORMAT`; default text). */
+  logFormat: LogFormat;
+  /**
+   * A separate address for /metrics, /healthz and /readyz (`--metrics-listen`,
+   * `SOCP_METRICS_LISTEN`); the main port then answers /metrics with 404 and keeps /healthz and
+   * /readyz. Default: none (the main port serves all three).
+   */
+  metricsListen: ListenAddress | undefined;
+}
+
+/** A host and port to listen on. */
+export interface ListenAddress {
+  /** Address to bind. */
+  hostname: string;
+  /** Port, 0 = chosen by the OS. */
+  port: number;
 }
 
 /** Thrown for a bad flag or environment value; the message says what to fix. */
@@ -76,10 +110,22 @@ Options (environment variable in brackets):
   --dead-after-ms <n>        silence before a server link is dead (default 45000)
   --login-attempts <n>       failed logins before blocking (default 3)
   --login-block-seconds <n>  how long a blocked login stays blocked (default 60)
+  --account-failure-limit <n> failed logins per account from all addresses in 10 minutes
+                             before unknown addresses are refused too (default 20)
+  --federation <open|closed> open: any SOCP server may join (presence and routing only);
+                             closed: only servers in the bootstrap file (default open)
+  --key-encoding <der|pem>   how keys are written to non-socp servers and clients (default:
+                             as each one writes its own; pem = base64url of the PEM text)
+  --register-rate <n>        registrations per hour per client address (default 10)
   --idle-timeout-seconds <n> log out idle sessions; 0 = never (default 0)
   --queue-max <n>            offline frames kept per user (default 20000)
   --queue-max-age-days <n>   offline messages expire after (default 7)
   --log-level <level>        debug | info | warn | error [SOCP_LOG_LEVEL] (default info)
+  --log-format <text|json>   log lines as text or one JSON object per line [SOCP_LOG_FORMAT]
+                             (default text)
+  --metrics-listen <host:port> serve /metrics (and /healthz, /readyz) on this address; the
+                             main port then answers /metrics with 404 [SOCP_METRICS_LISTEN]
+                             (default: /metrics on the main port)
   --print-identity           print this server's id and public key, then exit
   -h, --help                 show this help`;
 
@@ -116,37 +162,39 @@ export function parseServerArgs(
   args: string[],
   env: Record<string, string | undefined>,
 ): ServerArgs {
+  const options = {
+    host: { type: "string" },
+    port: { type: "string" },
+    "data-dir": { type: "string" },
+    bootstrap: { type: "string" },
+    "advertise-host": { type: "string" },
+    "max-frame-bytes": { type: "string" },
+    "max-server-frame-bytes": { type: "string" },
+    "max-file-bytes": { type: "string" },
+    rate: { type: "string" },
+    burst: { type: "string" },
+    "heartbeat-ms": { type: "string" },
+    "dead-after-ms": { type: "string" },
+    "login-attempts": { type: "string" },
+    "login-block-seconds": { type: "string" },
+    "account-failure-limit": { type: "string" },
+    federation: { type: "string" },
+    "key-encoding": { type: "string" },
+    "register-rate": { type: "string" },
+    "idle-timeout-seconds": { type: "string" },
+    "queue-max": { type: "string" },
+    "queue-max-age-days": { type: "string" },
+    "log-level": { type: "string" },
+    "log-format": { type: "string" },
+    "metrics-listen": { type: "string" },
+    "print-identity": { type: "boolean" },
+    help: { type: "boolean", short: "h" },
+  } as const;
   let values;
   try {
-    ({ values } = parseArgs({
-      args,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        host: { type: "string" },
-        port: { type: "string" },
-        "data-dir": { type: "string" },
-        bootstrap: { type: "string" },
-        "advertise-host": { type: "string" },
-        "max-frame-bytes": { type: "string" },
-        "max-server-frame-bytes": { type: "string" },
-        "max-file-bytes": { type: "string" },
-        rate: { type: "string" },
-        burst: { type: "string" },
-        "heartbeat-ms": { type: "string" },
-        "dead-after-ms": { type: "string" },
-        "login-attempts": { type: "string" },
-        "login-block-seconds": { type: "string" },
-        "idle-timeout-seconds": { type: "string" },
-        "queue-max": { type: "string" },
-        "queue-max-age-days": { type: "string" },
-        "log-level": { type: "string" },
-        "print-identity": { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-      },
-    }));
+    ({ values } = parseArgs({ args, strict: true, allowPositionals: false, options }));
   } catch (cause) {
-    throw new ConfigError((cause as Error).message, { cause });
+    throw new ConfigError(argsErrorText(cause, Object.keys(options)), { cause });
   }
   const host = values.host ?? env.SOCP_HOST ?? "127.0.0.1";
   const port = intOption("port", values.port ?? env.SOCP_PORT, 8765);
@@ -157,6 +205,22 @@ export function parseServerArgs(
     throw new ConfigError(
       `Option --log-level must be debug, info, warn or error, got "${logLevel}"`,
     );
+  }
+  const logFormat = values["log-format"] ?? env.SOCP_LOG_FORMAT ?? "text";
+  if (logFormat !== "text" && logFormat !== "json") {
+    throw new ConfigError(`Option --log-format must be text or json, got "${logFormat}"`);
+  }
+  const metricsListenText = values["metrics-listen"] ?? env.SOCP_METRICS_LISTEN;
+  const metricsListen = metricsListenText === undefined || metricsListenText === ""
+    ? undefined
+    : parseListenAddress("metrics-listen", metricsListenText);
+  const federation = values.federation ?? env.SOCP_FEDERATION ?? "open";
+  if (federation !== "open" && federation !== "closed") {
+    throw new ConfigError(`Option --federation must be open or closed, got "${federation}"`);
+  }
+  const keyEncoding = values["key-encoding"] ?? env.SOCP_KEY_ENCODING;
+  if (keyEncoding !== undefined && keyEncoding !== "der" && keyEncoding !== "pem") {
+    throw new ConfigError(`Option --key-encoding must be der or pem, got "${keyEncoding}"`);
   }
   const advertise = values["advertise-host"] ?? env.SOCP_ADVERTISE_HOST ??
     (host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host);
@@ -180,13 +244,48 @@ export function parseServerArgs(
     deadAfterMs: intOption("dead-after-ms", values["dead-after-ms"], 45_000, 10),
     loginAttempts: intOption("login-attempts", values["login-attempts"], 3, 1),
     loginBlockMs: intOption("login-block-seconds", values["login-block-seconds"], 60) * 1000,
+    accountFailureLimit: intOption(
+      "account-failure-limit",
+      values["account-failure-limit"],
+      20,
+      1,
+    ),
+    federation,
+    ...(keyEncoding === undefined ? {} : { keyEncoding }),
+    registerPerHour: intOption("register-rate", values["register-rate"], 10, 1),
     idleTimeoutMs: intOption("idle-timeout-seconds", values["idle-timeout-seconds"], 0) * 1000,
     queueMaxFrames: intOption("queue-max", values["queue-max"], 20_000, 1),
     queueMaxAgeMs: intOption("queue-max-age-days", values["queue-max-age-days"], 7, 1) *
       86_400_000,
     logLevel: logLevel as LogLevel,
+    logFormat,
+    metricsListen,
   };
   return { config, help: values.help ?? false, printIdentity: values["print-identity"] ?? false };
+}
+
+/**
+ * Parses `host:port` (`[v6]:port` for IPv6) for option `--<name>`. Throws
+ * {@linkcode ConfigError}.
+ *
+ * @example
+ * ```ts
+ * import { parseListenAddress } from "./config.ts";
+ * const addr = parseListenAddress("metrics-listen", "127.0.0.1:9464");
+ * console.assert(addr.hostname === "127.0.0.1" && addr.port === 9464);
+ * console.assert(parseListenAddress("metrics-listen", "[::1]:0").hostname === "::1");
+ * ```
+ */
+export function parseListenAddress(name: string, text: string): ListenAddress {
+  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^\s:\[\]]+)):(\d{1,5})$/.exec(text);
+  const port = Number(match?.[3]);
+  const hostname = match?.[1] ?? match?.[2];
+  if (hostname === undefined || !(port <= 65535)) {
+    throw new ConfigError(
+      `Option --${name} must be host:port (e.g. 127.0.0.1:9464, [::1]:9464), got "${text}"`,
+    );
+  }
+  return { hostname, port };
 }
 
 /** The default bootstrap path for a data dir. */

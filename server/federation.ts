@@ -8,37 +8,48 @@
 
 import {
   decodeFrame,
+  encodeKeyText,
   encodePublicKey,
   type Envelope,
   type Frame,
   importPublicKeyText,
   isUuid,
   type JsonObject,
+  type KeyEncoding,
+  keyEncodingOf,
   KeyError,
   parseEnvelope,
+  plural,
   ProtocolError,
   type PublicKey,
   samePublicKey,
   type Transport,
-  TYPE_ALIASES,
+  verifyContent,
   verifyEnvelope,
   webSocketTransport,
 } from "../shared/mod.ts";
-import { type BootstrapEntry, loadBootstrap } from "./bootstrap.ts";
+import { type BootstrapEntry, type GroupEntry, loadBootstrap } from "./bootstrap.ts";
 import { defaultBootstrapPath, type ServerConfig } from "./config.ts";
-import {
-  type Delivery,
-  type DeliveryType,
-  type Hub,
-  isChannelTarget,
-  stripRelayKeys,
-} from "./hub.ts";
+import { type Delivery, type DeliveryType, type Hub, isChannelTarget } from "./hub.ts";
 import { short } from "./log.ts";
-import type { Mesh } from "./mesh.ts";
+import type { GroupServer, LinkStatus, Mesh, MeshStatus } from "./mesh.ts";
 import { PeerLink } from "./peer_link.ts";
-import { seenKey } from "./seen_cache.ts";
+import {
+  capsOf,
+  handshakeTraits,
+  isSocpOnly,
+  type PeerTraits,
+  type RelayForm,
+  relayFormOf,
+  socpMarker,
+  withKeysIn,
+} from "./peer_traits.ts";
+import { relayedContent, seenKey, stripRelayKeys } from "./seen_cache.ts";
 import type { SocpServer } from "./server.ts";
 import type { Accounts } from "./accounts.ts";
+import type { OfflineQueue } from "./offline_queue.ts";
+import type { BlockLists } from "./block_lists.ts";
+import type { ChatGroups } from "./chat_groups.ts";
 
 /** A server whose key is pinned. */
 interface KnownServer {
@@ -47,6 +58,20 @@ interface KnownServer {
   port: number | undefined;
   pubkeyText: string;
   pubkey: PublicKey;
+  /** How the server writes keys (from the first key text seen for it). */
+  encoding: KeyEncoding;
+  /** Its socp capabilities, once a handshake showed them (kept for re-dials). */
+  caps?: Set<string>;
+}
+
+/** How long a server-to-server PUBKEY_REQUEST waits for its answer. */
+const PUBKEY_FORWARD_TIMEOUT_MS = 5000;
+
+/** A frame with user content as it came from a link, and the server whose signature it has. */
+interface Relayed {
+  env: Envelope;
+  text: string;
+  signer: string | undefined;
 }
 
 /** Backoff before re-dial attempt `n` (0-based), in ms. */
@@ -109,6 +134,11 @@ const MUST_SIGN: ReadonlySet<string> = new Set([
   "MSG_DIRECT",
   "DIRECTORY_UPDATE",
   "LOGIN_FAILURE",
+  "QUEUE_STORE",
+  "QUEUE_DONE",
+  "BLOCKS_UPDATE",
+  "GROUP_UPDATE",
+  "PUBKEY_RESPONSE",
 ]);
 
 /** Options for {@linkcode Federation}. */
@@ -125,6 +155,12 @@ export interface FederationOptions {
   backoff?: Backoff;
   /** Account directory (DIRECTORY_UPDATE gossip). */
   accounts?: Accounts;
+  /** Offline queues (replicated within the server group). */
+  queue?: OfflineQueue;
+  /** Block lists (replicated within the server group). */
+  blocks?: BlockLists;
+  /** Group chats (replicated within the server group). */
+  groups?: ChatGroups;
 }
 
 /** The mesh of one server. */
@@ -136,12 +172,27 @@ export class Federation implements Mesh {
   #backoff: Backoff;
   #known = new Map<string, KnownServer>();
   #links = new Map<string, PeerLink>();
+  /**
+   * Further live links to a server that is not socp, kept open instead of closed as duplicates:
+   * such a peer does not follow socp's rule for which duplicate survives, and one that loses
+   * its link re-dials at once and drops our users meanwhile (Appendix E.1).
+   */
+  #spares = new Map<string, Set<PeerLink>>();
+  /** Answers awaited from servers to forwarded PUBKEY_REQUESTs, by `serverId|userId`. */
+  #pubkeyWaiters = new Map<string, ((pubkey: string | undefined) => void)[]>();
   #all = new Set<PeerLink>();
   #redialing = new Set<string>();
+  /** A link has come up since start (ends `joining` in {@linkcode status}). */
+  #everLinked = false;
   #abort = new AbortController();
   #tasks = new Set<Promise<unknown>>();
   #bootstrap: BootstrapEntry[] = [];
+  /** The operator's other servers (`server_group:`), which share private state. */
+  #group: GroupEntry[] = [];
   #accounts: Accounts | undefined;
+  #queue: OfflineQueue | undefined;
+  #blocks: BlockLists | undefined;
+  #groups: ChatGroups | undefined;
 
   /** Creates the mesh; {@linkcode start} joins the network. */
   constructor(options: FederationOptions) {
@@ -151,6 +202,9 @@ export class Federation implements Mesh {
     this.#dialer = options.dialer ?? webSocketDialer;
     this.#backoff = options.backoff ?? defaultBackoff;
     this.#accounts = options.accounts;
+    this.#queue = options.queue;
+    this.#blocks = options.blocks;
+    this.#groups = options.groups;
   }
 
   get #log() {
@@ -189,19 +243,146 @@ export class Federation implements Mesh {
   // -------------------------------------------------------------------------------------------
   // Mesh interface
 
-  /** Sends to one linked server. */
+  /** Sends to one linked server (a socp-only frame only if it is a socp server). */
   sendToServer(serverId: string, text: string): boolean {
-    return this.#links.get(serverId)?.send(text) ?? false;
+    const link = this.#links.get(serverId);
+    if (link === undefined) return false;
+    if (!link.socp && isSocpOnly(text)) return true;
+    return link.send(text);
   }
 
-  /** Sends to every linked server except one. */
+  /** Sends to every linked server except one (socp-only frames to socp servers only). */
   broadcast(text: string, exceptServerId?: string): void {
-    for (const [id, link] of this.#links) if (id !== exceptServerId) link.send(text);
+    const socpOnly = isSocpOnly(text);
+    for (const [id, link] of this.#links) {
+      if (id !== exceptServerId && (link.socp || !socpOnly)) link.send(text);
+    }
+  }
+
+  /** How public messages and files are relayed to a linked server (see peer_traits.ts). */
+  relayForm(serverId: string): RelayForm {
+    return this.#links.get(serverId)?.traits.relayForm ?? "inner";
+  }
+
+  /** True when the server announced the socp capability `cap`. */
+  hasCap(serverId: string, cap: string): boolean {
+    return this.#links.get(serverId)?.traits.caps?.has(cap) ?? false;
+  }
+
+  /**
+   * Asks the server hosting a user for the user's key (a server-to-server PUBKEY_REQUEST, for
+   * peers whose USER_ADVERTISE carries no key). Resolves with the key text, or undefined when
+   * the server does not know it or does not answer in time.
+   */
+  async requestPubkey(serverId: string, userId: string): Promise<string | undefined> {
+    const link = this.#links.get(serverId);
+    if (link === undefined) return undefined;
+    const key = `${serverId}|${userId}`;
+    const { promise, resolve } = Promise.withResolvers<string | undefined>();
+    const list = this.#pubkeyWaiters.get(key) ?? [];
+    list.push(resolve);
+    this.#pubkeyWaiters.set(key, list);
+    if (list.length === 1) {
+      link.send(await this.#hub.emit("PUBKEY_REQUEST", serverId, { user_id: userId }));
+    }
+    const timer = setTimeout(() => this.#answerPubkey(key, undefined), PUBKEY_FORWARD_TIMEOUT_MS);
+    try {
+      return await promise;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  #answerPubkey(key: string, pubkey: string | undefined): void {
+    const list = this.#pubkeyWaiters.get(key);
+    if (list === undefined) return;
+    this.#pubkeyWaiters.delete(key);
+    for (const resolve of list) resolve(pubkey);
+  }
+
+  /** The traits of a new link to a known server, before it says anything. */
+  #knownTraits(known: KnownServer): PeerTraits {
+    if (known.caps !== undefined) {
+      return { caps: known.caps, keyEncoding: "der", relayForm: "inner", relayFormLearned: false };
+    }
+    return handshakeTraits({}, undefined, this.#config.keyEncoding ?? known.encoding);
+  }
+
+  /** Applies traits to a link: keys are re-issued in the peer's encoding when it is not DER. */
+  #setTraits(link: PeerLink, traits: PeerTraits): void {
+    link.traits = traits;
+    if (traits.caps === undefined && traits.keyEncoding !== "der") {
+      const encoding = traits.keyEncoding;
+      link.rewrite = (text) =>
+        withKeysIn(text, encoding, (fields) =>
+          // A frame of another server re-issued by this one is this server's frame.
+          this.#hub.reissue({
+            ...fields,
+            from: this.#known.has(fields.from) ? this.#me : fields.from,
+          }));
+    } else {
+      link.rewrite = undefined;
+    }
+    const known = link.serverId === undefined ? undefined : this.#known.get(link.serverId);
+    if (known && traits.caps !== undefined) known.caps = traits.caps;
   }
 
   /** Ids of servers with a live link. */
   linkedServers(): string[] {
     return [...this.#links.keys()];
+  }
+
+  /** Every known server with the state of its link, for /readyz and /metrics. */
+  status(): MeshStatus {
+    const links = [...this.#known.values()].map((k): LinkStatus => ({
+      server_id: k.serverId,
+      state: this.#links.get(k.serverId)?.state === "up"
+        ? "up"
+        : this.#redialing.has(k.serverId)
+        ? "connecting"
+        : "down",
+      group: this.#inGroup(k.pubkeyText),
+    })).sort((a, b) => (a.server_id < b.server_id ? -1 : 1));
+    const peers = this.#known.size + this.#bootstrap.length;
+    return { links, joining: !this.#everLinked && peers > 0 };
+  }
+
+  /** True when `serverId` is pinned to the key of a server-group member. */
+  isGroupServer(serverId: string): boolean {
+    const known = this.#known.get(serverId);
+    return known !== undefined && this.#inGroup(known.pubkeyText);
+  }
+
+  #inGroup(keyText: string): boolean {
+    return this.#group.some((g) => samePublicKey(g.pubkey, keyText));
+  }
+
+  /** True when a server with this key may link: any in an open federation. */
+  #mayLink(keyText: string): boolean {
+    if (this.#config.federation === "open") return true;
+    return this.#inGroup(keyText) || this.#bootstrap.some((e) => samePublicKey(e.pubkey, keyText));
+  }
+
+  /** Sends to every linked server-group member except one. */
+  broadcastGroup(text: string, exceptServerId?: string): void {
+    for (const [id, link] of this.#links) {
+      if (id !== exceptServerId && this.isGroupServer(id)) link.send(text);
+    }
+  }
+
+  /** The other group servers with an address, for clients to fail over to. */
+  groupServers(): GroupServer[] {
+    const out: GroupServer[] = [];
+    for (const g of this.#group) {
+      const known = [...this.#known.values()].find((k) => samePublicKey(k.pubkeyText, g.pubkey));
+      const host = g.host ?? known?.host;
+      const port = g.port ?? known?.port;
+      if (host === undefined || port === undefined) continue;
+      const entry: GroupServer = { url: `ws://${host}:${port}`, pubkey: g.pubkey };
+      if (known) entry.server_id = known.serverId;
+      out.push(entry);
+    }
+    return out;
   }
 
   /** Loads pinned peers and the bootstrap list, then joins in the background. */
@@ -214,24 +395,32 @@ export class Federation implements Mesh {
       }
     }
     const path = this.#config.bootstrapPath ?? defaultBootstrapPath(this.#config.dataDir);
-    const entries = await loadBootstrap(path);
-    if (entries === undefined) {
+    const file = await loadBootstrap(path);
+    const entries = file?.introducers;
+    if (file === undefined) {
       if (this.#config.bootstrapPath !== undefined) {
         throw new KeyError(`Bootstrap file ${path} does not exist`);
       }
     }
     const mine = this.#hub.identity.publicKeyText;
     this.#bootstrap = (entries ?? []).filter((e) => !samePublicKey(e.pubkey, mine));
-    if (entries === undefined || this.#bootstrap.length === 0) {
+    this.#group = (file?.group ?? []).filter((e) => !samePublicKey(e.pubkey, mine));
+    if (this.#group.length > 0) {
+      this.#log.info(`server group: this server and ${plural(this.#group.length, "other")}`);
+    }
+    if (this.#config.federation === "closed") {
+      this.#log.info("closed federation: only servers in the bootstrap file may link");
+    }
+    if (this.#bootstrap.length === 0) {
       this.#log.info(
         this.#known.size > 0
-          ? `no introducers; re-linking to ${this.#known.size} known servers`
+          ? `no introducers; re-linking to ${plural(this.#known.size, "known server")}`
           : "no bootstrap file: running as a standalone first node",
       );
-    } else if (this.#bootstrap.length < 3) {
-      this.#log.warn(
-        `bootstrap list has ${this.#bootstrap.length} introducers; SOCP asks for at least 3`,
-      );
+    } else if ((entries?.length ?? 0) < 3) {
+      // Counted as listed: a mesh's file names all its servers, this one included.
+      const listed = plural(entries?.length ?? 0, "introducer");
+      this.#log.warn(`bootstrap file lists ${listed}; SOCP asks for at least 3`);
     }
     if (this.#bootstrap.length > 0) this.#spawn(this.#joinLoop());
     for (const known of this.#known.values()) this.#scheduleRedial(known.serverId, 0);
@@ -280,6 +469,7 @@ export class Federation implements Mesh {
       port,
       pubkeyText: encodePublicKey(pubkey),
       pubkey,
+      encoding: keyEncodingOf(pubkeyText),
     };
     this.#known.set(serverId, known);
     await this.#persist(known);
@@ -298,25 +488,23 @@ export class Federation implements Mesh {
   }
 
   /**
-   * True when `env.sig` verifies with the key of `signer`, or else of `env.from`, of the link's
-   * server, or of the server hosting the user `env.from` (a channel frame relayed by a third
-   * server keeps the signature of the sender's server). This server's own key counts, so an
-   * echo of its own frame verifies and is then dropped as a duplicate.
+   * The id of the server whose key verifies `env.sig`: `signer` when given, or else the first of
+   * `env.from`, the link's server and the server hosting the user `env.from` (a channel frame
+   * relayed by a third server keeps the signature of the sender's server); `undefined` when none
+   * does. This server's own key counts, so an echo of its own frame verifies and is then dropped
+   * as a duplicate.
    */
-  async #verify(env: Envelope, link: PeerLink, signer?: string): Promise<boolean> {
-    if (!env.sig) return false;
+  async #verify(env: Envelope, link: PeerLink, signer?: string): Promise<string | undefined> {
+    if (!env.sig) return undefined;
     const ids = signer !== undefined
       ? [signer]
       : [env.from, link.serverId, this.#hub.onlineUser(env.from)?.serverId];
     for (const id of new Set(ids)) {
-      const key = id === undefined
-        ? undefined
-        : id === this.#me
-        ? this.#hub.identity.publicKey
-        : this.#known.get(id)?.pubkey;
-      if (key && await verifyEnvelope(key, env)) return true;
+      if (id === undefined) continue;
+      const key = id === this.#me ? this.#hub.identity.publicKey : this.#known.get(id)?.pubkey;
+      if (key && await verifyEnvelope(key, env)) return id;
     }
-    return false;
+    return undefined;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -328,6 +516,7 @@ export class Federation implements Mesh {
       port: this.#port(),
       pubkey: this.#hub.identity.publicKeyText,
       server_id: this.#me,
+      socp: socpMarker(),
     };
   }
 
@@ -425,7 +614,14 @@ export class Federation implements Mesh {
       );
     }
     this.#log.info(`joined the mesh through ${short(introducerId)} at ${url}`);
-    await this.#applySnapshot(env.payload["snapshot"]);
+    const joinTraits = handshakeTraits(
+      env.payload,
+      welcome.p.server_pub ?? entry.pubkey,
+      this.#config.keyEncoding,
+    );
+    known.encoding = joinTraits.keyEncoding;
+    if (joinTraits.caps !== undefined) known.caps = joinTraits.caps;
+    this.#setTraits(link, joinTraits);
     if (!this.#linkUp(link, introducerId, this.#me)) return true;
     this.#spawn(this.#readLoop(link, frames));
     // Link to every other listed server, then announce ourselves.
@@ -433,6 +629,10 @@ export class Federation implements Mesh {
     for (const s of welcome.p.servers) {
       if (s.server_id === this.#me || s.server_id === introducerId) continue;
       if (s.pubkey === undefined || s.host === undefined || s.port === undefined) continue;
+      if (!this.#mayLink(s.pubkey)) {
+        this.#log.info(`welcome entry ${short(s.server_id)} skipped: not in the bootstrap file`);
+        continue;
+      }
       try {
         await this.#register(s.server_id, s.pubkey, s.host, s.port);
       } catch (error) {
@@ -442,6 +642,8 @@ export class Federation implements Mesh {
       if (!this.#links.has(s.server_id)) dials.push(this.#link(s.server_id));
     }
     await Promise.allSettled(dials);
+    // Only now: a user counts as online only while its server is linked (hub.remoteAdvertise).
+    await this.#applySnapshot(env.payload["snapshot"]);
     await this.#hub.gossip("SERVER_ANNOUNCE", this.#helloPayload());
     return true;
   }
@@ -458,6 +660,8 @@ export class Federation implements Mesh {
         ? (where as { server_id?: unknown }).server_id
         : undefined;
       if (!isUuid(userId) || typeof serverId !== "string" || serverId === this.#me) continue;
+      // A user already advertised (with its key and name) is not overwritten by a bare location.
+      if (this.#hub.onlineUser(userId) !== undefined) continue;
       await this.#hub.remoteAdvertise({
         userId,
         serverId,
@@ -484,6 +688,7 @@ export class Federation implements Mesh {
     const link = this.#track(
       new PeerLink(transport, { direction: "out", remote: `${known.host}:${known.port}` }),
     );
+    this.#setTraits(link, this.#knownTraits(known));
     link.send(await this.#hub.emit("SERVER_HELLO_LINK", serverId, this.#helloPayload()));
     if (!this.#linkUp(link, serverId, this.#me)) return this.#links.has(serverId);
     this.#spawn(this.#readLoop(link, transport[Symbol.asyncIterator]()));
@@ -504,6 +709,7 @@ export class Federation implements Mesh {
           const frame = decodeFrame(
             parseEnvelope(next.value, { maxBytes: this.#config.maxServerFrameBytes }),
           );
+          this.#hub.metrics.frameIn(frame?.type);
           if (frame && frame.type !== "HEARTBEAT") return frame;
         } catch {
           return undefined;
@@ -566,6 +772,12 @@ export class Federation implements Mesh {
           `${first.type} signature does not verify with its key`,
         );
       }
+      if (!this.#mayLink(keyText)) {
+        throw new ProtocolError(
+          "BAD_KEY",
+          "This server's federation is closed: its key is not in the bootstrap file",
+        );
+      }
       const listed = this.#bootstrap.find((e) =>
         e.host === frame.p.host && e.port === frame.p.port && !samePublicKey(e.pubkey, keyText)
       );
@@ -582,7 +794,11 @@ export class Federation implements Mesh {
         }
         serverId = crypto.randomUUID(); // id taken by another key: assign a fresh one (§7.3)
       }
-      await this.#register(serverId, keyText, frame.p.host, frame.p.port);
+      const known = await this.#register(serverId, keyText, frame.p.host, frame.p.port);
+      const traits = handshakeTraits(first.payload, keyText, this.#config.keyEncoding);
+      known.encoding = keyEncodingOf(keyText);
+      if (traits.caps !== undefined) known.caps = traits.caps;
+      this.#setTraits(link, traits);
       if (frame.type === "SERVER_HELLO_JOIN") {
         link.send(
           await this.#hub.emit("SERVER_WELCOME", serverId, {
@@ -591,6 +807,16 @@ export class Federation implements Mesh {
             server_pub: this.#hub.identity.publicKeyText,
             servers: this.#welcomeEntries(serverId),
             clients: this.#welcomeEntries(serverId),
+            socp: socpMarker(),
+          }),
+        );
+      } else if (traits.caps !== undefined) {
+        // A socp dialer learns this server's capabilities from the answer to its hello.
+        link.send(
+          await this.#hub.emit("ACK", serverId, {
+            msg_ref: "SERVER_HELLO_OK",
+            server_id: this.#me,
+            socp: socpMarker(),
           }),
         );
       }
@@ -617,6 +843,16 @@ export class Federation implements Mesh {
    */
   #linkUp(link: PeerLink, serverId: string, dialer: string): boolean {
     const existing = this.#links.get(serverId);
+    if (existing && existing.state === "up" && !(existing.socp && link.socp)) {
+      // Another implementation's server: both links stay open (see #spares); frames go out on
+      // the first, frames are read from both.
+      this.#startLink(link, serverId);
+      const spares = this.#spares.get(serverId) ?? new Set<PeerLink>();
+      spares.add(link);
+      this.#spares.set(serverId, spares);
+      this.#log.info(`second link to server ${short(serverId)} kept open (${link.direction})`);
+      return true;
+    }
     if (existing && existing.state === "up") {
       const existingDialer = existing.direction === "out" ? this.#me : serverId;
       if (existingDialer <= dialer) {
@@ -626,6 +862,21 @@ export class Federation implements Mesh {
       this.#links.delete(serverId);
       existing.close(1000, "Replaced by a newer link");
     }
+    this.#startLink(link, serverId);
+    this.#links.set(serverId, link);
+    this.#everLinked = true;
+    this.#log.info(
+      `linked to server ${short(serverId)} (${link.direction}, ${
+        plural(this.#links.size, "link")
+      })`,
+      { event: "link_up", peer_server_id: serverId },
+    );
+    this.#spawn(this.#catchUp(link));
+    return true;
+  }
+
+  /** handshaking → up with heartbeats; a silent link is taken down. */
+  #startLink(link: PeerLink, serverId: string): void {
     link.up(serverId, {
       intervalMs: this.#config.heartbeatMs,
       deadAfterMs: this.#config.deadAfterMs,
@@ -633,6 +884,11 @@ export class Federation implements Mesh {
         this.#hub.emit("HEARTBEAT", serverId, {}).then((t) => link.send(t)).catch(() => {});
       },
       dead: () => {
+        if (this.#spares.get(serverId)?.has(link) && this.#links.get(serverId)?.state === "up") {
+          // A spare the peer stopped using: closing it could make the peer drop our users.
+          this.#log.debug(`spare link to server ${short(serverId)} silent; left open`);
+          return;
+        }
         this.#log.warn(
           `server ${short(serverId)} silent for ${this.#config.deadAfterMs / 1000} s; link dead`,
         );
@@ -642,12 +898,6 @@ export class Federation implements Mesh {
         this.#spawn(this.#linkDown(link));
       },
     });
-    this.#links.set(serverId, link);
-    this.#log.info(
-      `linked to server ${short(serverId)} (${link.direction}, ${this.#links.size} links)`,
-    );
-    this.#spawn(this.#catchUp(link));
-    return true;
   }
 
   /**
@@ -656,14 +906,24 @@ export class Federation implements Mesh {
    * some peers (Group 17, Appendix E) drop more than 64 frames per 2 s from one server.
    */
   async #catchUp(link: PeerLink): Promise<void> {
+    // Account records and queues are private to the server group: other servers get presence
+    // only, paced for peers that limit frames per sender. Group members are socp servers.
+    const group = link.serverId !== undefined && this.isGroupServer(link.serverId);
     const frames: [string, JsonObject][] = [
       ...this.#hub.localAdvertPayloads().map((p): [string, JsonObject] => ["USER_ADVERTISE", p]),
-      ...((await this.#accounts?.syncPayloads()) ?? []).map((
+      ...(group ? (await this.#accounts?.syncPayloads()) ?? [] : []).map((
         p,
       ): [string, JsonObject] => ["DIRECTORY_UPDATE", p]),
+      ...(group ? this.#blocks?.syncPayloads() ?? [] : []).map((
+        p,
+      ): [string, JsonObject] => ["BLOCKS_UPDATE", p]),
+      ...(group ? this.#groups?.syncPayloads() ?? [] : []).map((
+        p,
+      ): [string, JsonObject] => ["GROUP_UPDATE", p]),
+      ...(group ? (await this.#queue?.syncFrames()) ?? [] : []),
     ];
     for (const [i, [type, payload]] of frames.entries()) {
-      if (i >= CATCH_UP_BURST && !(await this.#sleep(CATCH_UP_INTERVAL_MS))) return;
+      if (!group && i >= CATCH_UP_BURST && !(await this.#sleep(CATCH_UP_INTERVAL_MS))) return;
       if (link.state === "closed") return;
       link.send(await this.#hub.emit(type, "*", payload));
     }
@@ -710,9 +970,24 @@ export class Federation implements Mesh {
   async #linkDown(link: PeerLink): Promise<void> {
     link.close();
     const serverId = link.serverId;
-    if (serverId === undefined || this.#links.get(serverId) !== link) return;
+    if (serverId === undefined) return;
+    const spares = this.#spares.get(serverId);
+    spares?.delete(link);
+    if (this.#links.get(serverId) !== link) return;
+    const next = [...spares ?? []].find((l) => l.state === "up");
+    if (next !== undefined) {
+      // The peer still has a link up: use it, nothing is lost.
+      spares!.delete(next);
+      this.#links.set(serverId, next);
+      this.#log.info(`link to server ${short(serverId)} closed; its other link takes over`);
+      return;
+    }
+    this.#spares.delete(serverId);
     this.#links.delete(serverId);
-    this.#log.warn(`link to server ${short(serverId)} closed`);
+    this.#log.warn(`link to server ${short(serverId)} closed`, {
+      event: "link_down",
+      peer_server_id: serverId,
+    });
     await this.#hub.serverLost(serverId);
     if (!this.#abort.signal.aborted) this.#scheduleRedial(serverId, serverId < this.#me ? 1 : 0);
   }
@@ -740,6 +1015,7 @@ export class Federation implements Mesh {
   async #handle(link: PeerLink, text: string): Promise<void> {
     const env = parseEnvelope(text, { maxBytes: this.#config.maxServerFrameBytes });
     if (env.type === "ERROR") {
+      this.#hub.metrics.frameIn("ERROR");
       this.#log.info(
         `ERROR from server ${short(link.serverId ?? "?")}: ${
           JSON.stringify(env.payload).slice(0, 300)
@@ -748,26 +1024,45 @@ export class Federation implements Mesh {
       return;
     }
     const frame = decodeFrame(env);
+    this.#hub.metrics.frameIn(frame?.type);
     if (frame === undefined) {
       throw new ProtocolError("UNKNOWN_TYPE", `Unknown message type "${env.type.slice(0, 64)}"`);
     }
+    if (!link.socp) {
+      // Relay public messages and files to this peer the way it relays them itself.
+      const form = relayFormOf(env);
+      if (form !== undefined) {
+        link.traits = { ...link.traits, relayForm: form, relayFormLearned: true };
+      }
+    }
     const type = frame.type;
+    let signer: string | undefined;
     if (MUST_SIGN.has(type)) {
-      const signer = type === "USER_ADVERTISE" || type === "USER_REMOVE"
-        ? this.#presenceSigner(frame)
-        : undefined;
-      if (!(await this.#verify(env, link, signer))) {
+      signer = await this.#verify(
+        env,
+        link,
+        type === "USER_ADVERTISE" || type === "USER_REMOVE"
+          ? this.#presenceSigner(frame)
+          : undefined,
+      );
+      if (signer === undefined) {
         throw new ProtocolError(
           "INVALID_SIG",
           `${type} from ${short(env.from)} has no valid signature`,
         );
       }
-      if (!this.#hub.seen.add(await seenKey(env))) {
+      // User content is recorded as seen only once #admit accepts it, so that a refused forgery
+      // cannot suppress the genuine frame; a copy of content already accepted is dropped here.
+      const key = await seenKey(env);
+      const duplicate = relayedContent(env) !== undefined
+        ? this.#hub.seen.has(key)
+        : !this.#hub.seen.add(key);
+      if (duplicate) {
         this.#log.debug(`duplicate ${type} dropped`);
         return;
       }
     }
-    await this.#dispatch(link, frame, text);
+    await this.#dispatch(link, frame, text, signer);
   }
 
   /**
@@ -779,25 +1074,55 @@ export class Federation implements Mesh {
     return p.server_id ?? frame.env.from;
   }
 
-  async #dispatch(link: PeerLink, frame: Frame, text: string): Promise<void> {
+  async #dispatch(
+    link: PeerLink,
+    frame: Frame,
+    text: string,
+    signer?: string,
+  ): Promise<void> {
     const from = link.serverId!;
     const hub = this.#hub;
     switch (frame.type) {
-      case "HEARTBEAT":
       case "ACK":
+        if (frame.p.msg_ref === "SERVER_HELLO_OK") {
+          const caps = capsOf(frame.env.payload);
+          if (caps !== undefined && !link.socp) {
+            this.#setTraits(link, {
+              caps,
+              keyEncoding: "der",
+              relayForm: "inner",
+              relayFormLearned: false,
+            });
+            const known = this.#known.get(from);
+            if (known) known.caps = caps;
+          }
+          return;
+        }
+        if (frame.p.msg_ref === "QUEUE_STORED") {
+          const entryId = frame.env.payload["entry_id"];
+          if (typeof entryId === "string") this.#queue?.confirmed(from, entryId);
+        }
+        return;
+      case "HEARTBEAT":
       case "ERROR":
         return;
       case "USER_ADVERTISE": {
         const serverId = frame.p.server_id ?? frame.env.from;
+        if (serverId === this.#me) return;
         let pubkey = frame.p.meta.pubkey;
         if (pubkey !== undefined) {
+          // Every key that enters must pass the same check (RSA-4096, e = 65537).
           try {
             pubkey = encodePublicKey(await importPublicKeyText(pubkey));
-          } catch {
-            pubkey = undefined;
+          } catch (error) {
+            throw new ProtocolError(
+              "BAD_KEY",
+              `USER_ADVERTISE of "${frame.p.user_id.slice(0, 64)}" carries an unacceptable key: ${
+                (error as Error).message
+              }`,
+            );
           }
         }
-        if (serverId === this.#me) return;
         const accepted = await hub.remoteAdvertise({
           userId: frame.p.user_id,
           serverId,
@@ -814,27 +1139,29 @@ export class Federation implements Mesh {
         return;
       }
       case "SERVER_DELIVER":
-        return await this.#serverDeliver(link, frame.env, text);
+        return await this.#serverDeliver(link, { env: frame.env, text, signer });
       case "MSG_DIRECT":
       case "MSG_PUBLIC_CHANNEL":
       case "FILE_START":
       case "FILE_CHUNK":
       case "FILE_END": {
-        if (isChannelTarget(frame.env.to)) {
-          await hub.fanOut(frame.env, text, from);
-          return;
-        }
-        // A user frame forwarded as-is between servers (as some peers do).
         const sender = typeof frame.env.payload["sender"] === "string"
           ? frame.env.payload["sender"]
           : frame.env.from;
-        return await this.#deliverRemote(link, {
+        const d: Delivery = {
           type: frame.type,
           sender,
           recipient: frame.env.to,
           ts: frame.env.ts,
           payload: stripRelayKeys(frame.env.payload),
-        }, text);
+        };
+        const relayed: Relayed = { env: frame.env, text, signer };
+        if (isChannelTarget(frame.env.to)) {
+          if (await this.#admit(d, relayed)) await hub.fanOut(frame.env, text, from);
+          return;
+        }
+        // A user frame forwarded as-is between servers (as some peers do).
+        return await this.#deliverRemote(link, d, relayed);
       }
       case "PUBLIC_CHANNEL_ADD":
       case "PUBLIC_CHANNEL_UPDATED":
@@ -852,6 +1179,7 @@ export class Federation implements Mesh {
       case "SERVER_HELLO_JOIN": {
         const id = frame.p.server_id ?? frame.env.from;
         if (!isUuid(id) || id === this.#me || frame.p.pubkey === undefined) return;
+        if (!this.#mayLink(frame.p.pubkey)) return;
         const announceKey = `${frame.type}|${id}|${frame.env.ts}`;
         if (!hub.seen.add(announceKey)) return;
         await this.#register(id, frame.p.pubkey, frame.p.host, frame.p.port);
@@ -862,13 +1190,52 @@ export class Federation implements Mesh {
       case "SERVER_WELCOME":
         return;
       case "DIRECTORY_UPDATE":
+        this.#requireGroup(from, frame.type);
         if (this.#accounts && (await this.#accounts.applyRemote(frame.p.record))) {
-          this.broadcast(text, from);
+          this.broadcastGroup(text, from);
+        }
+        return;
+      case "QUEUE_STORE":
+        this.#requireGroup(from, frame.type);
+        await this.#queue?.storeReplica(frame.p);
+        link.send(
+          await hub.emit("ACK", from, { msg_ref: "QUEUE_STORED", entry_id: frame.p.entry_id }),
+        );
+        return;
+      case "QUEUE_DONE":
+        this.#requireGroup(from, frame.type);
+        await this.#queue?.doneElsewhere(frame.p.entry_ids);
+        return;
+      case "BLOCKS_UPDATE":
+        this.#requireGroup(from, frame.type);
+        if (await this.#blocks?.applyRemote(frame.p)) this.broadcastGroup(text, from);
+        return;
+      case "GROUP_UPDATE":
+        this.#requireGroup(from, frame.type);
+        if (await this.#groups?.applyRemote(frame.env.payload, frame.p.group)) {
+          this.broadcastGroup(text, from);
         }
         return;
       case "LOGIN_FAILURE":
-        await this.#accounts?.noteFailure(frame.p.username);
-        this.broadcast(text, from);
+        this.#requireGroup(from, frame.type);
+        await this.#accounts?.noteFailure(frame.p.username, frame.p.address);
+        this.broadcastGroup(text, from);
+        return;
+      case "PUBKEY_REQUEST": {
+        // Another server asks for the key of a user of this server (their USER_ADVERTISE may
+        // carry none). An unknown user gets `pubkey: null`, as Group 17 answers.
+        const id = frame.p.user_id;
+        const local = hub.localLink(id) ? hub.onlineUser(id)?.pubkey : undefined;
+        link.send(
+          await hub.emit("PUBKEY_RESPONSE", from, {
+            user_id: id,
+            pubkey: local === undefined ? null : encodeKeyText(local, link.traits.keyEncoding),
+          }),
+        );
+        return;
+      }
+      case "PUBKEY_RESPONSE":
+        this.#answerPubkey(`${from}|${frame.p.user_id}`, frame.p.pubkey);
         return;
       case "REGISTER":
       case "LOGIN_START":
@@ -883,9 +1250,18 @@ export class Federation implements Mesh {
       case "USER_DELIVER":
       case "LIST_REQUEST":
       case "LIST_RESPONSE":
-      case "PUBKEY_REQUEST":
-      case "PUBKEY_RESPONSE":
       case "CTRL_CLOSE":
+      case "BLOCKS_SET":
+      case "BLOCKS_REQUEST":
+      case "BLOCKS_RESPONSE":
+      case "PRESENCE_SINCE_REQUEST":
+      case "PRESENCE_SINCE_RESPONSE":
+      case "USER_UPDATE":
+      case "GROUP_CREATE":
+      case "GROUP_CHANGE":
+      case "GROUP_LIST_REQUEST":
+      case "GROUP_LIST":
+      case "GROUP_EVENT":
         throw new ProtocolError("BAD_FRAME", `${frame.type} is not a server-to-server frame`);
       default: {
         const never: never = frame;
@@ -894,21 +1270,23 @@ export class Federation implements Mesh {
     }
   }
 
-  async #serverDeliver(link: PeerLink, env: Envelope, text: string): Promise<void> {
-    const p = env.payload;
-    // G56 wraps a whole user envelope: {user_id, type, from, to, ts, payload}.
-    const inner =
-      typeof p["payload"] === "object" && p["payload"] !== null && !Array.isArray(p["payload"]) &&
-        typeof p["type"] === "string"
-        ? p["payload"] as JsonObject
-        : undefined;
-    const rawType = inner
-      ? String(p["type"])
-      : typeof p["inner_type"] === "string"
-      ? p["inner_type"]
-      : "MSG_DIRECT";
-    const type = (TYPE_ALIASES[rawType] ?? rawType) as string;
+  /** Private state is taken only from the operator's server group. */
+  #requireGroup(serverId: string, type: string): void {
+    if (!this.isGroupServer(serverId)) {
+      throw new ProtocolError(
+        "FORBIDDEN",
+        `${type} is accepted only from servers of this server's group`,
+      );
+    }
+  }
+
+  async #serverDeliver(link: PeerLink, relayed: Relayed): Promise<void> {
+    // socp and G17 send a flat payload (`inner_type`, default MSG_DIRECT); G56 wraps a whole
+    // user envelope {user_id, type, from, to, ts, payload}.
+    const content = relayedContent(relayed.env);
+    const type = content?.type ?? "";
     if (
+      content === undefined ||
       !["MSG_DIRECT", "MSG_PUBLIC_CHANNEL", "FILE_START", "FILE_CHUNK", "FILE_END"].includes(type)
     ) {
       throw new ProtocolError(
@@ -916,27 +1294,97 @@ export class Federation implements Mesh {
         `SERVER_DELIVER carries unknown inner type "${type.slice(0, 64)}"`,
       );
     }
-    const sender = inner && typeof p["from"] === "string"
-      ? p["from"]
-      : typeof p["sender"] === "string"
-      ? p["sender"]
-      : "";
-    const tsValue = [p["orig_ts"], p["msg_ts"], inner ? p["ts"] : undefined].find((v) =>
-      typeof v === "number"
-    );
     const delivery: Delivery = {
       type: type as DeliveryType,
-      sender,
-      recipient: String(p["user_id"]),
-      ts: typeof tsValue === "number" ? tsValue : env.ts,
-      payload: inner ?? stripRelayKeys(p),
+      sender: content.sender,
+      recipient: content.recipient,
+      ts: content.ts,
+      payload: content.payload,
     };
-    await this.#deliverRemote(link, delivery, text);
+    await this.#deliverRemote(link, delivery, relayed);
+  }
+
+  /**
+   * Admits user content that came from a link (docs/protocol.md, "What a linked server is
+   * trusted with") and records it as seen; false when it was seen already. Refused, before
+   * anything is delivered or forwarded:
+   * - `sender_pub` that is not an acceptable key, or not the key this server knows for the sender
+   *   (from presence or the stored `users` record): BAD_KEY;
+   * - a sender connected to this server, or online on a server other than the one whose
+   *   signature the frame carries: INVALID_SIG, unless the content_sig verifies with the
+   *   sender's known key (the user's own proof, e.g. a queued DM flushed by another server).
+   * An offline or unknown sender passes with the key check alone (offline-queue flushes).
+   */
+  async #admit(d: Delivery, relayed: Relayed): Promise<boolean> {
+    const hub = this.#hub;
+    const online = d.sender === "" ? undefined : hub.onlineUser(d.sender);
+    let known = online?.pubkey;
+    if (known === undefined && d.sender !== "") {
+      const record = await hub.store.getUser(d.sender);
+      if (record && !record.deleted && record.pubkey !== "") known = record.pubkey;
+    }
+    const senderPub = d.payload["sender_pub"];
+    if (typeof senderPub === "string" && senderPub !== "") {
+      try {
+        await importPublicKeyText(senderPub);
+      } catch (error) {
+        throw new ProtocolError(
+          "BAD_KEY",
+          `sender_pub of "${d.sender.slice(0, 64)}" is not an acceptable key: ${
+            (error as Error).message
+          }`,
+        );
+      }
+      if (known !== undefined && !samePublicKey(known, senderPub)) {
+        throw new ProtocolError(
+          "BAD_KEY",
+          `sender_pub of "${d.sender.slice(0, 64)}" is not the key this server knows for that user`,
+        );
+      }
+    }
+    const host = online?.serverId;
+    if (
+      host !== undefined && (host === this.#me || relayed.signer !== host) &&
+      !(known !== undefined && (await this.#contentProven(d, known, relayed.env.ts)))
+    ) {
+      throw new ProtocolError(
+        "INVALID_SIG",
+        host === this.#me
+          ? `${d.type} claims to come from "${d.sender}", who is connected to this server`
+          : `${d.type} from "${d.sender}" is not signed by that user's server ${host}`,
+      );
+    }
+    return hub.seen.add(await seenKey(relayed.env));
+  }
+
+  /** True when the content_sig of `d` verifies with `key` (variants A–D, original ts). */
+  async #contentProven(d: Delivery, key: string, envelopeTs: number): Promise<boolean> {
+    const sig = d.payload["content_sig"];
+    const ciphertext = d.payload["ciphertext"];
+    if (typeof sig !== "string" || typeof ciphertext !== "string") return false;
+    let pub: PublicKey;
+    try {
+      pub = await importPublicKeyText(key);
+    } catch {
+      return false;
+    }
+    // DMs and files cover the recipient; public-channel content does not (§6.2).
+    const fields = d.type === "MSG_PUBLIC_CHANNEL" || isChannelTarget(d.recipient)
+      ? { ciphertext, from: d.sender }
+      : { ciphertext, from: d.sender, to: d.recipient };
+    return (await verifyContent(pub, sig, fields, [d.ts, envelopeTs])) !== undefined;
   }
 
   /** Delivers a frame that came from a server: local user, onward server, queue, or error. */
-  async #deliverRemote(link: PeerLink, d: Delivery, text: string): Promise<void> {
+  async #deliverRemote(link: PeerLink, d: Delivery, relayed: Relayed): Promise<void> {
+    if (!(await this.#admit(d, relayed))) {
+      this.#log.debug(`duplicate ${d.type} dropped`);
+      return;
+    }
     const hub = this.#hub;
+    if (this.#blocks?.blocks(d.recipient, d.sender)) {
+      throw new ProtocolError("BLOCKED", `Not delivered: ${d.recipient} has blocked the sender`);
+    }
     if (hub.localLink(d.recipient)) {
       const routed = hub.route(d);
       const send = routed.send;
@@ -950,7 +1398,7 @@ export class Federation implements Mesh {
     }
     const where = hub.onlineUser(d.recipient);
     if (where && where.serverId !== this.#me && where.serverId !== link.serverId) {
-      if (this.sendToServer(where.serverId, text)) return;
+      if (this.sendToServer(where.serverId, relayed.text)) return;
     }
     if (hub.hooks.offline && (await hub.hooks.offline(d)) === "queued") return;
     if (d.type === "MSG_DIRECT" || d.type === "FILE_START") {
@@ -966,5 +1414,8 @@ export function createMesh(hub: Hub, server: SocpServer): Mesh {
     config: server.config,
     port: () => server.addr.port,
     accounts: server.accounts,
+    queue: server.offline,
+    blocks: server.blocks,
+    groups: server.groups,
   });
 }

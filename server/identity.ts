@@ -15,7 +15,8 @@ import {
   type PublicKey,
   rsa,
 } from "../shared/mod.ts";
-import type { Store } from "../storage/mod.ts";
+import { PRIVATE_FILE_MODE, restrictMode, type Store } from "../storage/mod.ts";
+import { prepareDataDir } from "./data_dir.ts";
 
 /** A server's id and keys. */
 export interface ServerIdentity {
@@ -35,16 +36,17 @@ export function keyPath(dataDir: string): string {
 }
 
 /**
- * Loads the identity from `dataDir` and `store`, creating it on first start. The private key
- * file is written with mode 0600.
+ * Loads the identity from `dataDir` and `store`, creating it on first start. The data directory
+ * is kept at mode 0700 and the private key file at 0600 (narrowed when wider).
  */
 export async function loadOrCreateIdentity(
   dataDir: string,
   store: Store,
   options: { generate?: () => Promise<KeyPair> } = {},
 ): Promise<{ identity: ServerIdentity; created: boolean }> {
-  await Deno.mkdir(dataDir, { recursive: true });
+  await prepareDataDir(dataDir);
   const path = keyPath(dataDir);
+  await restrictMode(path, PRIVATE_FILE_MODE);
   let created = false;
   let privateKey: PrivateKey;
   let publicKey: PublicKey;
@@ -61,7 +63,8 @@ export async function loadOrCreateIdentity(
     privateKey = pair.privateKey;
     publicKey = pair.publicKey;
     const tmp = `${path}.tmp`;
-    await Deno.writeTextFile(tmp, privateKeyToPem(privateKey), { mode: 0o600 });
+    await Deno.remove(tmp).catch(() => {}); // a leftover could have a wider mode
+    await Deno.writeTextFile(tmp, privateKeyToPem(privateKey), { mode: PRIVATE_FILE_MODE });
     await Deno.rename(tmp, path);
     created = true;
   }

@@ -7,6 +7,7 @@
 
 import type { Transport } from "../shared/mod.ts";
 import { Heartbeat } from "./heartbeat.ts";
+import { mayCarryKey, OrderedSender, type PeerTraits } from "./peer_traits.ts";
 import { TokenBucket } from "./rate_limit.ts";
 
 /** Link states. */
@@ -41,6 +42,19 @@ export class PeerLink {
   #errors = new TokenBucket({ rate: 5, burst: 10 });
   /** Deliveries from this link, chained to keep their order. */
   outbox: Promise<void> = Promise.resolve();
+  /** What this peer showed of itself (socp or not, key encoding, relay form). */
+  traits: PeerTraits = {
+    caps: undefined,
+    keyEncoding: "der",
+    relayForm: "raw",
+    relayFormLearned: false,
+  };
+  /**
+   * Re-issues a frame whose keys this peer needs in another encoding (set by the mesh for a
+   * peer that writes keys as PEM text); frames keep their order around it.
+   */
+  rewrite: ((text: string) => Promise<string>) | undefined;
+  #sender: OrderedSender;
 
   /** Wraps a transport in the handshaking state. */
   constructor(transport: Transport, options: PeerLinkOptions) {
@@ -49,6 +63,14 @@ export class PeerLink {
     this.remote = options.remote;
     this.#clock = options.clock ?? Date.now;
     this.#lastSeen = this.#clock();
+    this.#sender = new OrderedSender((text) => {
+      if (this.#state !== "closed" && this.transport.open) this.transport.send(text);
+    });
+  }
+
+  /** True when this peer announced socp capabilities. */
+  get socp(): boolean {
+    return this.traits.caps !== undefined;
   }
 
   /** Current state. */
@@ -94,7 +116,8 @@ export class PeerLink {
   /** Sends a frame when the link is not closed. */
   send(text: string): boolean {
     if (this.#state === "closed" || !this.transport.open) return false;
-    this.transport.send(text);
+    const rewrite = this.rewrite;
+    this.#sender.push(text, rewrite !== undefined && mayCarryKey(text) ? rewrite : undefined);
     return true;
   }
 

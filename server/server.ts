@@ -2,7 +2,8 @@
  * `SocpServer`: one WebSocket port for users and servers. The first frame identifies a
  * connection: USER_HELLO makes a user session; SERVER_HELLO_JOIN, SERVER_HELLO_LINK,
  * PEER_HELLO_LINK or SERVER_ANNOUNCE hands it to the mesh; anything else gets an ERROR and
- * a close.
+ * a close. Plain HTTP requests go to the operator endpoints (http.ts), on the same port or on
+ * `--metrics-listen`.
  *
  * @module
  */
@@ -18,15 +19,25 @@ import {
   webSocketTransport,
 } from "../shared/mod.ts";
 import { openSqliteStore, type Store } from "../storage/mod.ts";
-import type { ServerConfig } from "./config.ts";
+import { ConfigError, type ServerConfig } from "./config.ts";
+import { httpHandler, type OperatorEndpoints, type Readiness } from "./http.ts";
+import { loadWebAssets, type WebAssets } from "./web_assets.ts";
+import { ServerMetrics } from "./metrics.ts";
 import { Hub } from "./hub.ts";
 import { loadOrCreateIdentity, type ServerIdentity } from "./identity.ts";
 import { consoleLogger, type Logger, short } from "./log.ts";
-import type { Mesh } from "./mesh.ts";
+import type { Mesh, MeshStatus } from "./mesh.ts";
 import { ErrorSender, UserSession } from "./user_session.ts";
-import { Accounts } from "./accounts.ts";
+import { Accounts, addressOf, recordSeq } from "./accounts.ts";
 import { OfflineQueue } from "./offline_queue.ts";
+import { BlockLists } from "./block_lists.ts";
+import { ChatGroups } from "./chat_groups.ts";
+import { prepareDataDir } from "./data_dir.ts";
+import { KeyedTokenBuckets } from "./rate_limit.ts";
 import { join } from "node:path";
+
+/** Joins within this window are announced to the public channel together (one batch). */
+const CHANNEL_BATCH_MS = 1000;
 
 /** First frames that identify a server connection. */
 export const SERVER_FIRST_TYPES: ReadonlySet<string> = new Set([
@@ -52,7 +63,7 @@ export interface StartOptions {
 }
 
 /** A running server. */
-export class SocpServer implements AsyncDisposable {
+export class SocpServer implements AsyncDisposable, OperatorEndpoints {
   /** Configuration. */
   readonly config: ServerConfig;
   /** Identity (id and keys). */
@@ -65,9 +76,17 @@ export class SocpServer implements AsyncDisposable {
   readonly accounts: Accounts;
   /** Offline queues. */
   readonly offline: OfflineQueue;
+  /** Block lists (enforced here, replicated in the server group). */
+  readonly blocks: BlockLists;
+  /** Named group chats (membership, replicated in the server group). */
+  readonly groups: ChatGroups;
   #store: Store;
   #http: Deno.HttpServer<Deno.NetAddr> | undefined;
+  /** The `--metrics-listen` listener, when configured. */
+  #metricsHttp: Deno.HttpServer<Deno.NetAddr> | undefined;
   #mesh: Mesh | undefined;
+  /** REGISTER attempts per client address, across connections. */
+  #registerLimit: KeyedTokenBuckets;
   #sessions = new Set<Promise<void>>();
   #transports = new Set<Transport>();
   #closed = false;
@@ -86,9 +105,16 @@ export class SocpServer implements AsyncDisposable {
     this.log = log;
     this.accounts = new Accounts(hub, config);
     this.offline = new OfflineQueue(hub, config);
+    this.blocks = new BlockLists(hub);
+    this.groups = new ChatGroups(hub);
+    hub.blockLists = this.blocks;
+    this.#registerLimit = new KeyedTokenBuckets({
+      rate: config.registerPerHour / 3600,
+      burst: config.registerPerHour,
+    });
     hub.hooks = {
       offline: (d) => this.offline.offline(d),
-      online: (userId) => this.offline.flush(userId),
+      online: (userId) => this.offline.online(userId),
       newUser: async (userId) => {
         const record = await store.getUser(userId);
         if (record) await this.accounts.publish(record);
@@ -108,21 +134,32 @@ export class SocpServer implements AsyncDisposable {
   /** Opens storage, loads or creates the identity, listens, and starts the mesh. */
   static async start(options: StartOptions): Promise<SocpServer> {
     const { config } = options;
-    await Deno.mkdir(config.dataDir, { recursive: true });
+    await prepareDataDir(config.dataDir);
     const store = options.store ?? await openSqliteStore(join(config.dataDir, "socp.db"));
     try {
       const { identity, created } = await loadOrCreateIdentity(config.dataDir, store);
       const log = options.log ??
-        consoleLogger(`server ${short(identity.serverId)}`, config.logLevel);
+        consoleLogger(`server ${short(identity.serverId)}`, config.logLevel, {
+          format: config.logFormat,
+          serverId: identity.serverId,
+        });
       log.info(`${created ? "created" : "loaded"} server identity ${identity.serverId}`);
-      const hub = new Hub({ identity, store, log });
+      const hub = new Hub({
+        identity,
+        store,
+        log,
+        metrics: new ServerMetrics(),
+        channelBatchMs: CHANNEL_BATCH_MS,
+      });
       await hub.init();
       const server = new SocpServer(config, identity, hub, store, log);
+      await server.blocks.load();
+      await server.groups.load();
       if (options.mesh) {
         server.#mesh = options.mesh(hub, server);
         hub.attachMesh(server.#mesh);
       }
-      server.#listen();
+      server.#listen(await loadWebAssets());
       await server.#mesh?.start();
       await server.offline.prune();
       return server;
@@ -143,23 +180,90 @@ export class SocpServer implements AsyncDisposable {
     return `ws://${this.config.advertiseHost}:${this.addr.port}`;
   }
 
-  #listen(): void {
-    this.#http = Deno.serve({
-      hostname: this.config.host,
-      port: this.config.port,
-      onListen: () => {},
-      handler: (request, info) => {
-        if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
-          return new Response("socp server: connect with a WebSocket (SOCP v1.3)\n", {
-            status: 426,
-          });
-        }
-        const remote = `${info.remoteAddr.hostname}:${info.remoteAddr.port}`;
-        const { socket, response } = Deno.upgradeWebSocket(request, { idleTimeout: 0 });
-        const transport = webSocketTransport(socket);
-        this.#track(this.#accept(transport, remote), transport);
-        return response;
-      },
+  /** The `--metrics-listen` address (port resolved), when configured. */
+  get metricsAddr(): Deno.NetAddr | undefined {
+    return this.#metricsHttp?.addr;
+  }
+
+  #listen(web: WebAssets): void {
+    const separate = this.config.metricsListen;
+    if (separate) {
+      try {
+        this.#metricsHttp = Deno.serve({
+          ...separate,
+          onListen: () => {},
+          handler: httpHandler(this, { metrics: true }),
+        });
+      } catch (error) {
+        if (!(error instanceof Deno.errors.AddrInUse)) throw error;
+        throw new ConfigError(
+          `--metrics-listen ${separate.hostname}:${separate.port} is already in use; pick another address`,
+          { cause: error },
+        );
+      }
+    }
+    try {
+      this.#http = Deno.serve({
+        hostname: this.config.host,
+        port: this.config.port,
+        onListen: () => {},
+        handler: httpHandler(this, {
+          metrics: separate === undefined,
+          web,
+          upgrade: (request, info) => {
+            const remote = `${info.remoteAddr.hostname}:${info.remoteAddr.port}`;
+            const { socket, response } = Deno.upgradeWebSocket(request, { idleTimeout: 0 });
+            const transport = webSocketTransport(socket);
+            this.#track(this.#accept(transport, remote), transport);
+            return response;
+          },
+        }),
+      });
+    } catch (error) {
+      this.#metricsHttp?.shutdown();
+      throw error;
+    }
+  }
+
+  /**
+   * `GET /readyz`: ready when storage answers a trivial query, the port is listening and the
+   * mesh is not still joining (it has no servers to link to, or a link came up since start).
+   */
+  async readiness(): Promise<Readiness> {
+    let storage = "ok";
+    try {
+      await this.#store.getSetting("readiness_probe");
+    } catch (error) {
+      storage = `error: ${(error as Error).message}`;
+    }
+    const listening = this.#http !== undefined && !this.#closed;
+    const mesh: MeshStatus = this.#mesh?.status() ?? { links: [], joining: false };
+    const reasons: string[] = [];
+    if (storage !== "ok") reasons.push(`storage does not answer (${storage})`);
+    if (!listening) reasons.push("not listening");
+    if (mesh.joining) reasons.push("joining the mesh: no link to another server is up yet");
+    return {
+      status: reasons.length === 0 ? "ready" : "not_ready",
+      ...(reasons.length > 0 ? { reason: reasons.join("; ") } : {}),
+      storage,
+      listening,
+      links: mesh.links,
+      users_online: this.hub.localUserIds().length,
+    };
+  }
+
+  /** `GET /metrics`: the Prometheus text, gauges read now. */
+  async metricsText(): Promise<string> {
+    let queued: number | undefined;
+    try {
+      queued = await this.#store.queueSize();
+    } catch {
+      queued = undefined; // storage closed or failing: the gauge is left without a sample
+    }
+    return this.hub.metrics.render({
+      usersConnected: this.hub.localUserIds().length,
+      links: this.#mesh?.status().links ?? [],
+      offlineQueueFrames: queued,
     });
   }
 
@@ -192,6 +296,7 @@ export class SocpServer implements AsyncDisposable {
     try {
       const env = parseEnvelope(first.value, { maxBytes: this.config.maxServerFrameBytes });
       if (SERVER_FIRST_TYPES.has(env.type)) {
+        this.hub.metrics.frameIn(env.type);
         if (!this.#mesh) throw new ProtocolError("UNKNOWN_TYPE", "This server does not federate");
         this.#mesh.acceptServer(transport, env, remote);
         await transport.closed;
@@ -204,11 +309,12 @@ export class SocpServer implements AsyncDisposable {
         );
       }
       let frame = decodeFrame(env);
+      this.hub.metrics.frameIn(frame?.type);
       if (
         frame?.type === "LOGIN_START" || frame?.type === "LOGIN_PROOF" ||
         frame?.type === "ACCOUNTS_REQUEST"
       ) {
-        const hello = await this.#loginPhase(transport, frames, first.value);
+        const hello = await this.#loginPhase(transport, frames, first.value, remote);
         if (hello === undefined) return;
         frame = hello;
       }
@@ -225,6 +331,9 @@ export class SocpServer implements AsyncDisposable {
         config: this.config,
         remote,
         accounts: this.accounts,
+        registerLimit: this.#registerLimit,
+        blocks: this.blocks,
+        groups: this.groups,
       });
       await session.run(frame, frames);
     } catch (error) {
@@ -237,12 +346,14 @@ export class SocpServer implements AsyncDisposable {
   /**
    * Frames before USER_HELLO on an account connection: LOGIN_START → LOGIN_PARAMS,
    * LOGIN_PROOF → LOGIN_OK (or BAD_PASSWORD / LOGIN_BLOCKED, and the client may retry),
-   * ACCOUNTS_REQUEST → ACCOUNTS_RESPONSE. Returns the USER_HELLO that ends the phase.
+   * ACCOUNTS_REQUEST → ERROR NOT_LOGGED_IN (names are listed only to identified users, see
+   * docs/protocol.md). Returns the USER_HELLO that ends the phase.
    */
   async #loginPhase(
     transport: Transport,
     frames: AsyncIterator<string>,
     firstText: string,
+    remote: string,
   ): Promise<UserHello | undefined> {
     const errors = new ErrorSender(this.hub, (t) => transport.send(t));
     let text: string | undefined = firstText;
@@ -257,6 +368,7 @@ export class SocpServer implements AsyncDisposable {
         text = undefined;
         if (env.type === "ERROR") continue;
         const frame = decodeFrame(env);
+        this.hub.metrics.frameIn(frame?.type);
         switch (frame?.type) {
           case "USER_HELLO":
             return frame;
@@ -269,27 +381,27 @@ export class SocpServer implements AsyncDisposable {
             );
             break;
           case "LOGIN_PROOF": {
-            const user = await this.accounts.login(frame.p.username, frame.p.auth_key);
+            const user = await this.accounts.login(
+              frame.p.username,
+              frame.p.auth_key,
+              addressOf(remote),
+            );
             transport.send(
               await this.hub.emit("LOGIN_OK", user.user_id, {
                 username: user.username ?? frame.p.username,
                 user_id: user.user_id,
                 pubkey: user.pubkey,
                 privkey_store: JSON.parse(user.privkey_store),
+                seq: recordSeq(user),
               }),
             );
             break;
           }
-          case "ACCOUNTS_REQUEST": {
-            const accounts = await this.accounts.list(frame.p.pattern);
-            transport.send(
-              await this.hub.emit("ACCOUNTS_RESPONSE", "?", {
-                pattern: frame.p.pattern,
-                accounts: accounts.map((a) => ({ ...a })),
-              }),
+          case "ACCOUNTS_REQUEST":
+            throw new ProtocolError(
+              "NOT_LOGGED_IN",
+              "Log in or say USER_HELLO first; account names are listed only to identified users",
             );
-            break;
-          }
           case "CTRL_CLOSE":
             transport.close(1000, "Bye");
             return undefined;
@@ -326,10 +438,11 @@ export class SocpServer implements AsyncDisposable {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    await this.hub.close();
     await this.#mesh?.[Symbol.asyncDispose]();
     await this.offline[Symbol.asyncDispose]();
     for (const t of this.#transports) t.close(1001, "Server shutting down");
-    await this.#http?.shutdown();
+    await Promise.all([this.#http?.shutdown(), this.#metricsHttp?.shutdown()]);
     await Promise.allSettled([...this.#sessions]);
     await this.#store.close();
     this.log.info("server stopped");

@@ -14,13 +14,18 @@ import {
   importPublicKeyText,
   isUuid,
   type JsonObject,
+  type KeyEncoding,
+  keyEncodingOf,
   KeyError,
   parseEnvelope,
+  plural,
   ProtocolError,
+  type PublicKey,
   type Transport,
   type UserHello,
   verifyEnvelope,
 } from "../shared/mod.ts";
+import { mayCarryKey, OrderedSender, socpMarker, withKeysIn } from "./peer_traits.ts";
 import type { ServerConfig } from "./config.ts";
 import {
   type Delivery,
@@ -30,11 +35,22 @@ import {
   type UserLink,
 } from "./hub.ts";
 import { short } from "./log.ts";
-import { type Clock, TokenBucket } from "./rate_limit.ts";
-import type { Accounts } from "./accounts.ts";
+import { type Clock, type KeyedTokenBuckets, TokenBucket } from "./rate_limit.ts";
+import { type Accounts, addressOf } from "./accounts.ts";
+import type { BlockLists } from "./block_lists.ts";
+import type { ChatGroups } from "./chat_groups.ts";
+
+/** Frame types a user may send without a transport signature even after a proven hello. */
+const UNSIGNED_OK: ReadonlySet<string> = new Set(["HEARTBEAT", "CTRL_CLOSE", "ACK", "ERROR"]);
 
 /** Most frames one connection may have in flight (signing) before reading pauses. */
 const MAX_IN_FLIGHT = 64;
+
+/**
+ * ACCOUNTS_REQUEST per connection: 5 per 10 s, bursts of 10 (each one reads every account
+ * record; matching is linear-time, see account_pattern.ts).
+ */
+const ACCOUNTS_RATE = { perTenSeconds: 5, burst: 10 } as const;
 
 /** Sends signed ERROR frames on one link, rate limited, never in answer to an ERROR. */
 export class ErrorSender {
@@ -69,7 +85,7 @@ export class ErrorSender {
 export async function checkHello(
   hello: UserHello,
   hub: Hub,
-): Promise<{ pubkey: string; displayName: string | undefined }> {
+): Promise<{ pubkey: string; displayName: string | undefined; proven: boolean }> {
   const env = hello.env;
   const claimed: string = env.from;
   if (!isUuid(env.from)) {
@@ -91,6 +107,7 @@ export async function checkHello(
   if (env.sig !== undefined && !(await verifyEnvelope(pub, env))) {
     throw new ProtocolError("INVALID_SIG", "USER_HELLO signature does not verify with its pubkey");
   }
+  const proven = provesPossession(hello, hub);
   const pubkey = encodePublicKey(pub);
   const known = await hub.store.getUser(env.from);
   if (known && !known.deleted && known.pubkey !== pubkey) {
@@ -99,11 +116,22 @@ export async function checkHello(
       `User ${env.from} is registered with a different public key`,
     );
   }
-  if (known && !known.deleted && known.pake_password && env.sig === undefined) {
+  if (known && !known.deleted && known.pake_password && !proven) {
     throw new ProtocolError(
       "INVALID_SIG",
-      `User ${env.from} has an account; USER_HELLO must be signed`,
+      `User ${env.from} has an account; USER_HELLO must be signed with "user_id" and "hello_ts"`,
     );
+  }
+  if (!proven && (!known || known.deleted)) {
+    // Without proof of possession a hello may not bind someone else's key to a new id.
+    const holder = await hub.store.getUserByPubkey(pubkey);
+    if (holder && holder.user_id !== env.from) {
+      throw new ProtocolError(
+        "BAD_KEY",
+        "That public key belongs to another user; a USER_HELLO that proves possession " +
+          '(signed, with "user_id" and "hello_ts") is needed to use it for a new id',
+      );
+    }
   }
   if (!known || known.deleted) {
     await hub.store.putUser({
@@ -120,10 +148,42 @@ export async function checkHello(
       updated_at: hub.now(),
       registered_at: 0,
       deleted: false,
+      proof: "",
     });
     await hub.hooks.newUser?.(env.from);
   }
-  return { pubkey, displayName: hello.p.meta.display_name };
+  return { pubkey, displayName: hello.p.meta.display_name, proven };
+}
+
+/** How far a USER_HELLO's `hello_ts` may be from this server's clock. */
+const HELLO_SKEW_MS = 5 * 60_000;
+
+/**
+ * True when the hello proves possession of its key: signed (already verified by the caller),
+ * with `payload.user_id` equal to `from` and a fresh `payload.hello_ts`, never seen before.
+ * Throws INVALID_SIG when it claims a proof that fails; false when it claims none (hellos of
+ * other implementations' clients, accepted with the limits described in docs/security.md).
+ */
+function provesPossession(hello: UserHello, hub: Hub): boolean {
+  const env = hello.env;
+  const p = env.payload;
+  if (env.sig === undefined || (p["user_id"] === undefined && p["hello_ts"] === undefined)) {
+    return false;
+  }
+  if (p["user_id"] !== env.from) {
+    throw new ProtocolError("INVALID_SIG", "USER_HELLO proof is for another user id");
+  }
+  const ts = p["hello_ts"];
+  if (typeof ts !== "number" || Math.abs(ts - hub.now()) > HELLO_SKEW_MS) {
+    throw new ProtocolError(
+      "INVALID_SIG",
+      "USER_HELLO proof is stale or has no hello_ts; check this computer's clock",
+    );
+  }
+  if (!hub.seen.add(`USER_HELLO|${env.sig}`)) {
+    throw new ProtocolError("INVALID_SIG", "USER_HELLO proof was already used (replay)");
+  }
+  return true;
 }
 
 /** Options for {@linkcode UserSession}. */
@@ -136,6 +196,15 @@ export interface UserSessionOptions {
   remote: string;
   /** Account service (register, passwd, delete, list). */
   accounts?: Accounts;
+  /**
+   * REGISTER attempts per client address (see `addressOf`), shared by all connections of a
+   * server; none when absent.
+   */
+  registerLimit?: KeyedTokenBuckets;
+  /** Block lists (enforced on every delivery). */
+  blocks?: BlockLists;
+  /** Named group chats. */
+  groups?: ChatGroups;
   /** Clock (ms). */
   clock?: Clock;
 }
@@ -153,7 +222,25 @@ export class UserSession implements UserLink {
   #inFlight = 0;
   #rejectedFiles = new Set<string>();
   #accounts: Accounts | undefined;
+  #blocks: BlockLists | undefined;
+  #groups: ChatGroups | undefined;
+  #registerLimit: KeyedTokenBuckets | undefined;
+  #accountsRate: TokenBucket;
+  /** USER_UPDATE: each one is gossiped to the whole mesh, so a few per minute at most. */
+  #renameRate: TokenBucket;
   #lastActive = Date.now();
+  /** When the frame being handled arrived (metrics clock), for the DM delivery histogram. */
+  #arrivedAt = 0;
+  /** The key the user said hello with: every `sig` the user sends must verify with it. */
+  #key: PublicKey | undefined;
+  /**
+   * The hello proved possession of the key (socp's client): every frame must then be signed.
+   * Other implementations' clients may send unsigned frames (reference §5 [REC]).
+   */
+  #proven = false;
+  /** How keys are written to this client: as it wrote its own in USER_HELLO. */
+  #keyEncoding: KeyEncoding = "der";
+  #sender: OrderedSender;
 
   /** Wraps a transport whose first frame was USER_HELLO. */
   constructor(transport: Transport, options: UserSessionOptions) {
@@ -162,9 +249,23 @@ export class UserSession implements UserLink {
     this.#config = options.config;
     this.#remote = options.remote;
     this.#accounts = options.accounts;
+    this.#blocks = options.blocks;
+    this.#groups = options.groups;
     const clock = options.clock ? { clock: options.clock } : {};
     this.#errors = new ErrorSender(this.#hub, (t) => this.sendText(t), clock);
     this.#rate = new TokenBucket({ rate: this.#config.rate, burst: this.#config.burst, ...clock });
+    this.#registerLimit = options.registerLimit;
+    this.#sender = new OrderedSender((text) => this.#transport.send(text));
+    this.#renameRate = new TokenBucket({
+      rate: RENAME_RATE.perMinute / 60,
+      burst: RENAME_RATE.burst,
+      ...clock,
+    });
+    this.#accountsRate = new TokenBucket({
+      rate: ACCOUNTS_RATE.perTenSeconds / 10,
+      burst: ACCOUNTS_RATE.burst,
+      ...clock,
+    });
   }
 
   /** The user id this connection said hello as. */
@@ -172,9 +273,14 @@ export class UserSession implements UserLink {
     return this.#userId;
   }
 
-  /** Sends a frame to the user. */
+  /**
+   * Sends a frame to the user. For a client that writes keys as PEM text, a frame carrying keys
+   * is re-issued with them in that form first (frames keep their order).
+   */
   sendText(text: string): void {
-    this.#transport.send(text);
+    if (this.#keyEncoding === "der" || !mayCarryKey(text)) return this.#sender.push(text);
+    const encoding = this.#keyEncoding;
+    this.#sender.push(text, (t) => withKeysIn(t, encoding, (fields) => this.#hub.reissue(fields)));
   }
 
   /** Closes the connection. */
@@ -203,7 +309,13 @@ export class UserSession implements UserLink {
       return;
     }
     const elsewhere = hub.onlineUser(userId);
-    if (elsewhere && elsewhere.serverId !== hub.serverId) {
+    const moved = elsewhere !== undefined && elsewhere.serverId !== hub.serverId &&
+      checked.proven && hub.mesh?.isGroupServer(elsewhere.serverId) === true;
+    if (moved) {
+      // A fresh proof of the key: the user failed over from a server of the group (which may
+      // be dead but not yet declared so); the new session wins and is advertised.
+      hub.log.info(`user ${short(userId)} moved here from server ${short(elsewhere.serverId)}`);
+    } else if (elsewhere && elsewhere.serverId !== hub.serverId) {
       hub.log.warn(
         `NAME_IN_USE: ${short(userId)} is connected on server ${short(elsewhere.serverId)}`,
       );
@@ -216,11 +328,19 @@ export class UserSession implements UserLink {
       return;
     }
     this.#userId = userId;
+    this.#key = await importPublicKeyText(checked.pubkey);
+    this.#proven = checked.proven;
+    this.#keyEncoding = checked.proven
+      ? keyEncodingOf(hello.p.pubkey)
+      : this.#config.keyEncoding ?? keyEncodingOf(hello.p.pubkey);
     this.sendText(
       await hub.emit("ACK", userId, {
         msg_ref: "USER_HELLO_OK",
         server_id: hub.serverId,
         server_pub: hub.identity.publicKeyText,
+        // The operator's other servers, so the client can fail over to them.
+        group: (hub.mesh?.groupServers() ?? []).map((g) => ({ ...g })),
+        socp: socpMarker(),
       }),
     );
     await hub.addLocalUser(this, {
@@ -232,6 +352,7 @@ export class UserSession implements UserLink {
       await this.#loop(frames);
     } finally {
       await this.#outbox;
+      await this.#sender.flushed();
       await hub.removeLocalUser(this);
     }
   }
@@ -272,12 +393,15 @@ export class UserSession implements UserLink {
       if (!this.#rate.take()) {
         await this.#errors.send(
           "RATE_LIMIT",
-          `More than ${this.#config.rate} frames/s; frame dropped`,
+          `More than ${plural(this.#config.rate, "frame")}/s; frame dropped`,
           this.#userId,
         );
         continue;
       }
-      if (isHeartbeat(next.value)) continue; // liveness only: not activity, nothing to do
+      if (isHeartbeat(next.value)) {
+        this.#hub.metrics.frameIn("HEARTBEAT");
+        continue; // liveness only: not activity, nothing to do
+      }
       this.#lastActive = Date.now();
       try {
         await this.#handle(next.value);
@@ -318,14 +442,17 @@ export class UserSession implements UserLink {
   }
 
   async #handle(text: string): Promise<void> {
+    this.#arrivedAt = this.#hub.metrics.now();
     const env = parseEnvelope(text, { maxBytes: this.#config.maxUserFrameBytes });
     if (env.type === "ERROR") {
+      this.#hub.metrics.frameIn("ERROR");
       this.#hub.log.info(
         `ERROR from user ${short(this.#userId)}: ${JSON.stringify(env.payload).slice(0, 200)}`,
       );
       return;
     }
     const frame = decodeFrame(env);
+    this.#hub.metrics.frameIn(frame?.type);
     if (frame === undefined) {
       throw new ProtocolError("UNKNOWN_TYPE", `Unknown message type "${env.type.slice(0, 64)}"`);
     }
@@ -337,7 +464,31 @@ export class UserSession implements UserLink {
         }" is refused`,
       );
     }
+    await this.#checkSig(env);
     await this.#dispatch(frame);
+  }
+
+  /**
+   * A `sig` that is present must verify with the user's key; a client whose hello proved
+   * possession of its key must sign every frame (reference §5: `sig` is required on user
+   * content), while other implementations' clients may leave it out.
+   */
+  async #checkSig(env: Envelope): Promise<void> {
+    if (env.sig !== undefined) {
+      if (this.#key && !(await verifyEnvelope(this.#key, env))) {
+        throw new ProtocolError(
+          "INVALID_SIG",
+          `${env.type.slice(0, 64)} signature does not verify with this user's key; frame dropped`,
+        );
+      }
+      return;
+    }
+    if (this.#proven && !UNSIGNED_OK.has(env.type)) {
+      throw new ProtocolError(
+        "INVALID_SIG",
+        `Message type '${env.type.slice(0, 64)}' requires signature; frame dropped`,
+      );
+    }
   }
 
   async #dispatch(frame: Frame): Promise<void> {
@@ -361,7 +512,8 @@ export class UserSession implements UserLink {
         return await this.#deliver(frame.type, frame.env);
       }
       case "LIST_REQUEST": {
-        const users = hub.onlineUsers();
+        // Users who blocked this user are not shown to it.
+        const users = hub.onlineUsers().filter((u) => !hub.hiddenFrom(this.#userId, u.userId));
         const ids = users.map((u) => u.userId);
         const names: JsonObject = {};
         for (const u of users) if (u.displayName !== undefined) names[u.userId] = u.displayName;
@@ -378,7 +530,11 @@ export class UserSession implements UserLink {
         const id = frame.p.user_id;
         const online = hub.onlineUser(id);
         const stored = online?.pubkey ? undefined : await hub.store.getUser(id);
-        const pubkey = online?.pubkey ?? (stored && !stored.deleted ? stored.pubkey : undefined);
+        let pubkey = online?.pubkey ?? (stored && !stored.deleted ? stored.pubkey : undefined);
+        if (pubkey === undefined && online !== undefined && online.serverId !== hub.serverId) {
+          // A user of a server whose USER_ADVERTISE carries no key: ask that server.
+          pubkey = await hub.fetchRemoteKey(online);
+        }
         if (pubkey === undefined) {
           throw new ProtocolError("USER_NOT_FOUND", `No key known for user "${id.slice(0, 64)}"`);
         }
@@ -389,36 +545,55 @@ export class UserSession implements UserLink {
         return;
       }
       case "REGISTER": {
+        this.#checkRegisterRate();
         const record = await this.#service().register(
           this.#userId,
           frame.p.username,
           frame.p.privkey_store,
           frame.p.verifier,
+          { seq: frame.p.seq, recordSig: frame.p.record_sig },
         );
         this.sendText(
           await hub.emit("ACK", this.#userId, {
             msg_ref: "REGISTER_OK",
             username: record.username ?? "",
+            seq: record.version,
           }),
         );
         return;
       }
-      case "PASSWD":
-        await this.#service().passwd(
+      case "PASSWD": {
+        const record = await this.#service().passwd(
           this.#userId,
           frame.p.auth_key,
           frame.p.privkey_store,
           frame.p.verifier,
+          { seq: frame.p.seq, recordSig: frame.p.record_sig, address: addressOf(this.#remote) },
         );
-        this.sendText(await hub.emit("ACK", this.#userId, { msg_ref: "PASSWD_OK" }));
+        this.sendText(
+          await hub.emit("ACK", this.#userId, { msg_ref: "PASSWD_OK", seq: record.version }),
+        );
         return;
+      }
       case "DELETE_ACCOUNT": {
-        const username = await this.#service().deleteAccount(this.#userId, frame.p.auth_key);
+        const username = await this.#service().deleteAccount(this.#userId, frame.p.auth_key, {
+          seq: frame.p.seq,
+          recordSig: frame.p.record_sig,
+          address: addressOf(this.#remote),
+        });
         this.sendText(await hub.emit("ACK", this.#userId, { msg_ref: "DELETE_OK", username }));
         this.close(1000, "Account deleted");
         return;
       }
       case "ACCOUNTS_REQUEST": {
+        if (!this.#accountsRate.take()) {
+          throw new ProtocolError(
+            "RATE_LIMIT",
+            `At most ${ACCOUNTS_RATE.perTenSeconds} account lists per 10 s (bursts of ${ACCOUNTS_RATE.burst}); try again in ${
+              Math.ceil(this.#accountsRate.waitMs() / 1000)
+            } s`,
+          );
+        }
         const accounts = await this.#service().list(frame.p.pattern);
         this.sendText(
           await hub.emit("ACCOUNTS_RESPONSE", this.#userId, {
@@ -439,10 +614,98 @@ export class UserSession implements UserLink {
       case "ACCOUNTS_RESPONSE":
       case "DIRECTORY_UPDATE":
       case "LOGIN_FAILURE":
+      case "QUEUE_STORE":
+      case "QUEUE_DONE":
+      case "BLOCKS_RESPONSE":
+      case "BLOCKS_UPDATE":
+      case "PRESENCE_SINCE_RESPONSE":
+      case "GROUP_LIST":
+      case "GROUP_EVENT":
+      case "GROUP_UPDATE":
         throw new ProtocolError(
           "BAD_FRAME",
           `${frame.type} is a server frame; users may not send it`,
         );
+      case "BLOCKS_SET": {
+        const seq = await this.#blockLists().set(
+          this.#userId,
+          frame.p.blocked,
+          frame.p.seq,
+          frame.p.sig,
+        );
+        this.sendText(await hub.emit("ACK", this.#userId, { msg_ref: "BLOCKS_OK", seq }));
+        return;
+      }
+      case "BLOCKS_REQUEST": {
+        const list = this.#blockLists().listOf(this.#userId);
+        this.sendText(await hub.emit("BLOCKS_RESPONSE", this.#userId, { ...list }));
+        return;
+      }
+      case "PRESENCE_SINCE_REQUEST": {
+        const seconds = Math.min(frame.p.seconds, 366 * 86_400);
+        const users = hub.presenceSince(this.#userId, seconds);
+        this.sendText(
+          await hub.emit("PRESENCE_SINCE_RESPONSE", this.#userId, {
+            seconds: frame.p.seconds,
+            users: users.map((u) => ({ ...u })),
+          }),
+        );
+        return;
+      }
+      case "GROUP_CREATE": {
+        const group = await this.#chatGroups().create(
+          this.#userId,
+          frame.p.name,
+          frame.p.members,
+        );
+        this.sendText(
+          await hub.emit("ACK", this.#userId, {
+            msg_ref: "GROUP_OK",
+            group: { ...group, members: [...group.members] },
+          }),
+        );
+        return;
+      }
+      case "GROUP_CHANGE": {
+        const group = await this.#chatGroups().change(
+          this.#userId,
+          frame.p.name,
+          frame.p.action,
+          frame.p.user_id,
+        );
+        this.sendText(
+          await hub.emit("ACK", this.#userId, {
+            msg_ref: "GROUP_OK",
+            group: { ...group, members: [...group.members] },
+          }),
+        );
+        return;
+      }
+      case "USER_UPDATE": {
+        const name = checkDisplayName(frame.p.display_name);
+        if (!this.#renameRate.take()) {
+          throw new ProtocolError(
+            "RATE_LIMIT",
+            `At most ${RENAME_RATE.perMinute} name changes per minute; try again in ${
+              Math.ceil(this.#renameRate.waitMs() / 1000)
+            } s`,
+          );
+        }
+        await hub.updateLocalUser(this, name);
+        this.sendText(
+          await hub.emit("ACK", this.#userId, { msg_ref: "USER_UPDATE_OK", display_name: name }),
+        );
+        return;
+      }
+      case "GROUP_LIST_REQUEST": {
+        const groups = this.#chatGroups().groupsOf(this.#userId);
+        this.sendText(
+          await hub.emit("GROUP_LIST", this.#userId, {
+            groups: groups.map((g) => ({ ...g, members: [...g.members] })),
+          }),
+        );
+        return;
+      }
       case "HEARTBEAT":
       case "ACK":
         return;
@@ -478,6 +741,50 @@ export class UserSession implements UserLink {
     }
   }
 
+  /** REGISTER is limited per client address across connections (ERROR RATE_LIMIT). */
+  #checkRegisterRate(): void {
+    const limit = this.#registerLimit;
+    const address = addressOf(this.#remote);
+    if (!limit || limit.take(address)) return;
+    const seconds = Math.ceil(limit.waitMs(address) / 1000);
+    const wait = seconds >= 120 ? `${Math.ceil(seconds / 60)} minutes` : `${seconds} s`;
+    throw new ProtocolError(
+      "RATE_LIMIT",
+      `Too many registrations from this address (at most ${this.#config.registerPerHour} per hour); try again in ${wait}`,
+    );
+  }
+
+  #blockLists(): BlockLists {
+    if (!this.#blocks) throw new ProtocolError("UNKNOWN_TYPE", "This server has no block lists");
+    return this.#blocks;
+  }
+
+  #chatGroups(): ChatGroups {
+    if (!this.#groups) throw new ProtocolError("UNKNOWN_TYPE", "This server has no groups");
+    return this.#groups;
+  }
+
+  /**
+   * Refuses a user frame the recipient must not get: the recipient blocked the sender, or the
+   * frame names a group (`group_id`) that sender and recipient are not both members of.
+   */
+  #checkAllowed(recipient: string, payload: JsonObject): void {
+    if (this.#blocks?.blocks(recipient, this.#userId)) {
+      const name = this.#hub.onlineUser(recipient)?.displayName ?? recipient;
+      throw new ProtocolError("BLOCKED", `Not delivered: ${name} has blocked you`);
+    }
+    const groupId = payload["group_id"];
+    if (typeof groupId === "string" && groupId !== "public") {
+      const groups = this.#groups;
+      if (!groups?.isMember(groupId, this.#userId)) {
+        throw new ProtocolError("FORBIDDEN", "You are not a member of that group");
+      }
+      if (!groups.isMember(groupId, recipient)) {
+        throw new ProtocolError("FORBIDDEN", `User ${recipient} is not a member of that group`);
+      }
+    }
+  }
+
   #service(): Accounts {
     if (!this.#accounts) throw new ProtocolError("UNKNOWN_TYPE", "This server has no accounts");
     return this.#accounts;
@@ -504,7 +811,15 @@ export class UserSession implements UserLink {
       ts: env.ts,
       payload: env.payload,
     };
-    const routed = this.#hub.route(delivery);
+    if (type === "FILE_CHUNK" || type === "FILE_END") {
+      // One refusal per transfer, at FILE_START; the rest of a refused transfer is dropped.
+      try {
+        this.#checkAllowed(env.to, env.payload);
+      } catch {
+        return;
+      }
+    } else this.#checkAllowed(env.to, env.payload);
+    const routed = this.#hub.route(delivery, { arrivedAt: this.#arrivedAt });
     if (routed.result === "not_found") {
       const outcome = this.#hub.hooks.offline
         ? await this.#hub.hooks.offline(delivery)
@@ -526,6 +841,25 @@ export class UserSession implements UserLink {
     }
     await this.#ordered(delivery, routed.send);
   }
+}
+
+/** USER_UPDATE per connection: 3 at once, then 6 per minute. */
+const RENAME_RATE = { perMinute: 6, burst: 3 } as const;
+
+/**
+ * A display name a user may take: 1 to 64 characters once trimmed, no control characters or
+ * bidirectional overrides (it is shown to everyone). Throws ProtocolError BAD_REQUEST.
+ */
+export function checkDisplayName(raw: string): string {
+  const name = raw.trim();
+  if (name.length === 0 || [...name].length > 64) {
+    throw new ProtocolError("BAD_REQUEST", "A display name has 1 to 64 characters");
+  }
+  // deno-lint-ignore no-control-regex
+  if (/[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]/.test(name)) {
+    throw new ProtocolError("BAD_REQUEST", "A display name may not contain control characters");
+  }
+  return name;
 }
 
 /** A cheap check for HEARTBEAT frames, which do not count as activity. */

@@ -24,6 +24,11 @@ export interface ContentFields {
   to?: string;
   /** Original ts of the user frame. */
   ts: number;
+  /**
+   * Fields signed after `ts`, in order: Group 17's file chunks add `file_id`, `index` and
+   * `total` (reference §6.2).
+   */
+  extra?: readonly (string | number)[];
 }
 
 const enc = new TextEncoder();
@@ -58,20 +63,20 @@ export async function contentPreimage(
 ): Promise<Uint8Array> {
   const to = f.to ?? "";
   const ts = tsText(f.ts);
+  const extra = (f.extra ?? []).map((x) => (typeof x === "number" ? tsText(x) : x));
+  const tail = extra.join("");
   switch (v) {
     case "A":
-      return enc.encode(f.ciphertext + f.from + to + ts);
+      return enc.encode(f.ciphertext + f.from + to + ts + tail);
     case "B":
-      return concat(decodeBase64Url(f.ciphertext), enc.encode(f.from + to + ts));
+      return concat(decodeBase64Url(f.ciphertext), enc.encode(f.from + to + ts + tail));
     case "C": {
-      const data = concat(decodeBase64Url(f.ciphertext), enc.encode(f.from + to + ts));
+      const data = concat(decodeBase64Url(f.ciphertext), enc.encode(f.from + to + ts + tail));
       return new Uint8Array(await crypto.subtle.digest("SHA-256", new Uint8Array(data)));
     }
     case "D":
       return enc.encode(
-        f.to === undefined
-          ? `${f.ciphertext}|${f.from}|${ts}`
-          : `${f.ciphertext}|${f.from}|${f.to}|${ts}`,
+        [f.ciphertext, f.from, ...(f.to === undefined ? [] : [f.to]), ts, ...extra].join("|"),
       );
   }
 }

@@ -56,12 +56,12 @@ export type MsgPublicChannel = FrameBase<"MSG_PUBLIC_CHANNEL", {
   content_sig?: string;
   sender?: string;
 }>;
-/** FILE_START manifest. */
+/** FILE_START manifest; Group 17 sends no `sha256` (the file cannot be checked then). */
 export type FileStart = FrameBase<"FILE_START", {
   file_id: string;
   name: string;
   size: number;
-  sha256: string;
+  sha256?: string;
   mode: "dm" | "public";
 }>;
 /** FILE_CHUNK: one RSA-OAEP encrypted chunk. */
@@ -98,10 +98,10 @@ export type ListResponse = FrameBase<"LIST_RESPONSE", {
 }>;
 /** PUBKEY_REQUEST. */
 export type PubkeyRequest = FrameBase<"PUBKEY_REQUEST", { user_id: string }>;
-/** PUBKEY_RESPONSE. */
+/** PUBKEY_RESPONSE; no `pubkey` (Group 17 sends `null`) means the user is not known. */
 export type PubkeyResponse = FrameBase<"PUBKEY_RESPONSE", {
   user_id: string;
-  pubkey: string;
+  pubkey?: string;
   display_name?: string;
 }>;
 /** PUBLIC_CHANNEL_ADD. */
@@ -171,6 +171,10 @@ export type Register = FrameBase<"REGISTER", {
   username: string;
   privkey_store: JsonObject;
   verifier: string;
+  /** Order of the account's signed statements (shared/account_record.ts). */
+  seq: number;
+  /** The account key's signature over the new record's statement. */
+  record_sig: string;
 }>;
 /** LOGIN_START (first frame): asks for the KDF parameters of an account. */
 export type LoginStart = FrameBase<"LOGIN_START", { username: string }>;
@@ -184,15 +188,23 @@ export type LoginOk = FrameBase<"LOGIN_OK", {
   user_id: string;
   pubkey: string;
   privkey_store: JsonObject;
+  /** `seq` of the record's current signed statement (0 when unknown). */
+  seq: number;
 }>;
-/** PASSWD (after USER_HELLO): old auth key, new blob and verifier. */
+/** PASSWD (after USER_HELLO): old auth key, new blob and verifier, signed by the account. */
 export type Passwd = FrameBase<"PASSWD", {
   auth_key: string;
   privkey_store: JsonObject;
   verifier: string;
+  seq: number;
+  record_sig: string;
 }>;
-/** DELETE_ACCOUNT (after USER_HELLO). */
-export type DeleteAccount = FrameBase<"DELETE_ACCOUNT", { auth_key: string }>;
+/** DELETE_ACCOUNT (after USER_HELLO): the tombstone's statement signed by the account. */
+export type DeleteAccount = FrameBase<"DELETE_ACCOUNT", {
+  auth_key: string;
+  seq: number;
+  record_sig: string;
+}>;
 /** ACCOUNTS_REQUEST: list account names matching a glob or /regex/. */
 export type AccountsRequest = FrameBase<"ACCOUNTS_REQUEST", { pattern: string }>;
 /** One row of ACCOUNTS_RESPONSE. */
@@ -209,7 +221,88 @@ export type AccountsResponse = FrameBase<"ACCOUNTS_RESPONSE", {
 /** DIRECTORY_UPDATE (server to server): one user record, gossiped mesh-wide. */
 export type DirectoryUpdate = FrameBase<"DIRECTORY_UPDATE", { record: JsonObject }>;
 /** LOGIN_FAILURE (server to server): a failed login, so blocking counts mesh-wide. */
-export type LoginFailure = FrameBase<"LOGIN_FAILURE", { username: string }>;
+export type LoginFailure = FrameBase<"LOGIN_FAILURE", { username: string; address?: string }>;
+
+/**
+ * QUEUE_STORE (server to server, server group only): one offline-queued message, replicated to
+ * every live member of the group; answered with `ACK {msg_ref:"QUEUE_STORED", entry_id}`.
+ */
+export type QueueStore = FrameBase<"QUEUE_STORE", {
+  entry_id: string;
+  recipient: string;
+  sender: string;
+  /** The queued delivery's JSON text (ciphertext only). */
+  frame: string;
+  queued_at: number;
+}>;
+/** QUEUE_DONE (server to server, server group only): entries delivered, to drop everywhere. */
+export type QueueDone = FrameBase<"QUEUE_DONE", { entry_ids: string[] }>;
+
+// socp social extension (docs/protocol.md, "Block lists, presence history and groups").
+
+/** BLOCKS_SET (user → server): the user's whole new block list, signed (shared/block_list.ts). */
+export type BlocksSet = FrameBase<"BLOCKS_SET", { blocked: string[]; seq: number; sig: string }>;
+/** BLOCKS_REQUEST (user → server): asks for the user's block list. */
+export type BlocksRequest = FrameBase<"BLOCKS_REQUEST", JsonObject>;
+/** BLOCKS_RESPONSE: the user's block list and its seq (0 when it has none). */
+export type BlocksResponse = FrameBase<"BLOCKS_RESPONSE", { blocked: string[]; seq: number }>;
+/** BLOCKS_UPDATE (server to server, group only): a signed block list. */
+export type BlocksUpdate = FrameBase<"BLOCKS_UPDATE", {
+  user_id: string;
+  blocked: string[];
+  seq: number;
+  sig: string;
+}>;
+/** PRESENCE_SINCE_REQUEST: users online at any moment within the last `seconds`. */
+export type PresenceSinceRequest = FrameBase<"PRESENCE_SINCE_REQUEST", { seconds: number }>;
+/** One row of PRESENCE_SINCE_RESPONSE. */
+export interface PresenceEntry {
+  user_id: string;
+  display_name?: string;
+  online: boolean;
+  /** When the user was last seen online (ms); now for users online now. */
+  last_seen: number;
+}
+/** PRESENCE_SINCE_RESPONSE. */
+export type PresenceSinceResponse = FrameBase<"PRESENCE_SINCE_RESPONSE", {
+  seconds: number;
+  users: PresenceEntry[];
+}>;
+/** A named group chat as servers describe it to users and to each other. */
+export interface ChatGroup {
+  group_id: string;
+  name: string;
+  creator_id: string;
+  created_at: number;
+  version: number;
+  members: string[];
+}
+/** GROUP_CREATE (user → server). */
+export type GroupCreate = FrameBase<"GROUP_CREATE", { name: string; members: string[] }>;
+/** GROUP_CHANGE (user → server): add or remove a member, or leave. */
+export type GroupChange = FrameBase<"GROUP_CHANGE", {
+  name: string;
+  action: "add" | "remove" | "leave";
+  user_id?: string;
+}>;
+/** GROUP_LIST_REQUEST (user → server): the groups the user is a member of. */
+export type GroupListRequest = FrameBase<"GROUP_LIST_REQUEST", JsonObject>;
+/** GROUP_LIST: the user's groups with their members. */
+export type GroupList = FrameBase<"GROUP_LIST", { groups: ChatGroup[] }>;
+/** GROUP_EVENT (server → user): a group the user is in changed. */
+export type GroupEvent = FrameBase<"GROUP_EVENT", {
+  group: ChatGroup;
+  action: "created" | "added" | "removed" | "left";
+  user_id: string;
+  by: string;
+}>;
+/** GROUP_UPDATE (server to server, group only): a group's state; a higher version wins. */
+export type GroupUpdate = FrameBase<"GROUP_UPDATE", { group: ChatGroup }>;
+/**
+ * USER_UPDATE (user → server, socp): a new display name; the server answers
+ * `ACK USER_UPDATE_OK` and advertises the user again (USER_ADVERTISE).
+ */
+export type UserUpdate = FrameBase<"USER_UPDATE", { display_name: string }>;
 
 /** Every message type socp decodes. */
 export type Frame =
@@ -246,7 +339,22 @@ export type Frame =
   | AccountsRequest
   | AccountsResponse
   | DirectoryUpdate
-  | LoginFailure;
+  | LoginFailure
+  | QueueStore
+  | QueueDone
+  | BlocksSet
+  | BlocksRequest
+  | BlocksResponse
+  | BlocksUpdate
+  | PresenceSinceRequest
+  | PresenceSinceResponse
+  | GroupCreate
+  | GroupChange
+  | GroupListRequest
+  | GroupList
+  | GroupEvent
+  | GroupUpdate
+  | UserUpdate;
 
 /** Every type name in {@linkcode Frame}. */
 export type FrameType = Frame["type"];
@@ -320,6 +428,49 @@ function tsField(p: JsonObject, type: string, field: string): number | undefined
   return optNumber(p, type, field);
 }
 
+/** A non-negative safe integer `seq`, or undefined when absent. */
+function seqField(p: JsonObject, type: string): number | undefined {
+  const seq = optNumber(p, type, "seq");
+  if (seq !== undefined && (!Number.isSafeInteger(seq) || seq < 0)) {
+    throw new ProtocolError("BAD_FRAME", `${type} seq must be a non-negative integer`);
+  }
+  return seq;
+}
+
+/** A list of ids (strings), at most 1,000, each at most 256 characters. */
+function boundedIds(p: JsonObject, type: string, field: string): string[] {
+  const list = optArray(p, type, field) ?? [];
+  if (list.length > 1000) {
+    throw new ProtocolError("BAD_FRAME", `${type} ${field} has more than 1000 entries`);
+  }
+  return list.filter((v): v is string => typeof v === "string" && v.length <= 256);
+}
+
+/** A {@linkcode ChatGroup} from the wire, or undefined when malformed. */
+function chatGroup(value: unknown): ChatGroup | undefined {
+  if (!isObject(value)) return undefined;
+  const { group_id, name, creator_id, created_at, version, members } = value;
+  if (
+    typeof group_id !== "string" || typeof name !== "string" || name.length > 64 ||
+    typeof creator_id !== "string" || !Array.isArray(members) || members.length > 1000
+  ) return undefined;
+  return {
+    group_id,
+    name,
+    creator_id,
+    created_at: typeof created_at === "number" ? created_at : 0,
+    version: typeof version === "number" && Number.isSafeInteger(version) ? version : 0,
+    members: members.filter((m): m is string => typeof m === "string" && m.length <= 256),
+  };
+}
+
+/** `seq` and `record_sig` of an account change (shared/account_record.ts). */
+function recordSig(p: JsonObject, type: string): { seq: number; record_sig: string } {
+  const seq = seqField(p, type);
+  if (seq === undefined) throw new ProtocolError("BAD_FRAME", `${type} needs "seq"`);
+  return { seq, record_sig: reqString(p, type, "record_sig", 1024) };
+}
+
 function assign<T extends object>(target: T, key: keyof T, value: T[keyof T] | undefined): void {
   if (value !== undefined) target[key] = value;
 }
@@ -362,17 +513,18 @@ export function decodeFrame(env: Envelope): Frame | undefined {
       if (mode !== "dm" && mode !== "public") {
         throw new ProtocolError("BAD_FRAME", `FILE_START mode "${mode}" is not dm or public`);
       }
-      return {
-        type,
-        env,
-        p: {
-          file_id: reqString(p, type, "file_id", 128),
-          name: reqString(p, type, "name", 1024),
-          size: reqInt(p, type, "size"),
-          sha256: reqString(p, type, "sha256", 128),
-          mode,
-        },
+      const out: FileStart["p"] = {
+        file_id: reqString(p, type, "file_id", 128),
+        name: reqString(p, type, "name", 1024),
+        size: reqInt(p, type, "size"),
+        mode,
       };
+      const sha256 = optString(p, type, "sha256");
+      if (sha256 !== undefined && sha256.length > 128) {
+        throw new ProtocolError("BAD_FRAME", 'FILE_START payload field "sha256" is too long');
+      }
+      assign(out, "sha256", sha256);
+      return { type, env, p: out };
     }
     case "FILE_CHUNK": {
       const ciphertext = optString(p, type, "ciphertext") ?? optString(p, type, "chunk");
@@ -430,10 +582,8 @@ export function decodeFrame(env: Envelope): Frame | undefined {
     case "PUBKEY_REQUEST":
       return { type, env, p: { user_id: reqString(p, type, "user_id", 256) } };
     case "PUBKEY_RESPONSE": {
-      const out: PubkeyResponse["p"] = {
-        user_id: reqString(p, type, "user_id", 256),
-        pubkey: reqString(p, type, "pubkey"),
-      };
+      const out: PubkeyResponse["p"] = { user_id: reqString(p, type, "user_id", 256) };
+      assign(out, "pubkey", optString(p, type, "pubkey"));
       assign(out, "display_name", optString(p, type, "display_name"));
       return { type, env, p: out };
     }
@@ -518,6 +668,7 @@ export function decodeFrame(env: Envelope): Frame | undefined {
           username: reqString(p, type, "username", 64),
           privkey_store: reqObject(p, type, "privkey_store"),
           verifier: reqString(p, type, "verifier", 128),
+          ...recordSig(p, type),
         },
       };
     case "LOGIN_START":
@@ -546,6 +697,7 @@ export function decodeFrame(env: Envelope): Frame | undefined {
           user_id: reqId(p, type, "user_id"),
           pubkey: reqString(p, type, "pubkey"),
           privkey_store: reqObject(p, type, "privkey_store"),
+          seq: seqField(p, type) ?? 0,
         },
       };
     case "PASSWD":
@@ -556,10 +708,15 @@ export function decodeFrame(env: Envelope): Frame | undefined {
           auth_key: reqString(p, type, "auth_key", 128),
           privkey_store: reqObject(p, type, "privkey_store"),
           verifier: reqString(p, type, "verifier", 128),
+          ...recordSig(p, type),
         },
       };
     case "DELETE_ACCOUNT":
-      return { type, env, p: { auth_key: reqString(p, type, "auth_key", 128) } };
+      return {
+        type,
+        env,
+        p: { auth_key: reqString(p, type, "auth_key", 128), ...recordSig(p, type) },
+      };
     case "ACCOUNTS_REQUEST":
       return { type, env, p: { pattern: reqString(p, type, "pattern", 200) } };
     case "ACCOUNTS_RESPONSE": {
@@ -575,8 +732,132 @@ export function decodeFrame(env: Envelope): Frame | undefined {
     }
     case "DIRECTORY_UPDATE":
       return { type, env, p: { record: reqObject(p, type, "record") } };
-    case "LOGIN_FAILURE":
-      return { type, env, p: { username: reqString(p, type, "username", 64) } };
+    case "QUEUE_STORE": {
+      const queuedAt = optNumber(p, type, "queued_at") ?? 0;
+      return {
+        type,
+        env,
+        p: {
+          entry_id: reqString(p, type, "entry_id", 128),
+          recipient: reqString(p, type, "recipient", 256),
+          sender: reqString(p, type, "sender", 256),
+          frame: reqString(p, type, "frame"),
+          queued_at: Number.isSafeInteger(queuedAt) ? queuedAt : 0,
+        },
+      };
+    }
+    case "BLOCKS_SET":
+      return {
+        type,
+        env,
+        p: {
+          blocked: boundedIds(p, type, "blocked"),
+          seq: seqField(p, type) ?? 0,
+          sig: reqString(p, type, "sig", 1024),
+        },
+      };
+    case "BLOCKS_REQUEST":
+    case "GROUP_LIST_REQUEST":
+      return { type, env, p };
+    case "BLOCKS_RESPONSE":
+      return {
+        type,
+        env,
+        p: { blocked: boundedIds(p, type, "blocked"), seq: seqField(p, type) ?? 0 },
+      };
+    case "BLOCKS_UPDATE":
+      return {
+        type,
+        env,
+        p: {
+          user_id: reqString(p, type, "user_id", 256),
+          blocked: boundedIds(p, type, "blocked"),
+          seq: seqField(p, type) ?? 0,
+          sig: reqString(p, type, "sig", 1024),
+        },
+      };
+    case "PRESENCE_SINCE_REQUEST": {
+      const seconds = optNumber(p, type, "seconds");
+      if (seconds === undefined || !Number.isFinite(seconds) || seconds < 0) {
+        throw new ProtocolError("BAD_FRAME", `${type} seconds must be a number ≥ 0`);
+      }
+      return { type, env, p: { seconds } };
+    }
+    case "PRESENCE_SINCE_RESPONSE": {
+      const users: PresenceEntry[] = [];
+      for (const item of optArray(p, type, "users") ?? []) {
+        if (!isObject(item) || typeof item["user_id"] !== "string") continue;
+        const entry: PresenceEntry = {
+          user_id: item["user_id"],
+          online: item["online"] === true,
+          last_seen: typeof item["last_seen"] === "number" ? item["last_seen"] : 0,
+        };
+        if (typeof item["display_name"] === "string") entry.display_name = item["display_name"];
+        users.push(entry);
+      }
+      return { type, env, p: { seconds: optNumber(p, type, "seconds") ?? 0, users } };
+    }
+    case "GROUP_CREATE":
+      return {
+        type,
+        env,
+        p: { name: reqString(p, type, "name", 64), members: boundedIds(p, type, "members") },
+      };
+    case "GROUP_CHANGE": {
+      const action = optString(p, type, "action");
+      if (action !== "add" && action !== "remove" && action !== "leave") {
+        throw new ProtocolError("BAD_FRAME", `${type} action must be add, remove or leave`);
+      }
+      const out: GroupChange["p"] = { name: reqString(p, type, "name", 64), action };
+      assign(out, "user_id", optString(p, type, "user_id"));
+      return { type, env, p: out };
+    }
+    case "GROUP_LIST": {
+      const groups: ChatGroup[] = [];
+      for (const item of optArray(p, type, "groups") ?? []) {
+        const group = chatGroup(item);
+        if (group) groups.push(group);
+      }
+      return { type, env, p: { groups } };
+    }
+    case "GROUP_EVENT": {
+      const group = chatGroup(p["group"]);
+      const action = optString(p, type, "action");
+      if (
+        !group ||
+        (action !== "created" && action !== "added" && action !== "removed" && action !== "left")
+      ) {
+        throw new ProtocolError("BAD_FRAME", `${type} needs a group and a known action`);
+      }
+      return {
+        type,
+        env,
+        p: {
+          group,
+          action,
+          user_id: optString(p, type, "user_id") ?? "",
+          by: optString(p, type, "by") ?? "",
+        },
+      };
+    }
+    case "USER_UPDATE":
+      return { type, env, p: { display_name: reqString(p, type, "display_name", 256) } };
+    case "GROUP_UPDATE": {
+      const group = chatGroup(p["group"]);
+      if (!group) throw new ProtocolError("BAD_FRAME", `${type} needs a well-formed group`);
+      return { type, env, p: { group } };
+    }
+    case "QUEUE_DONE":
+      return {
+        type,
+        env,
+        p: { entry_ids: idList(p, type, "entry_ids").filter((id) => id.length <= 128) },
+      };
+    case "LOGIN_FAILURE": {
+      const out: LoginFailure["p"] = { username: reqString(p, type, "username", 64) };
+      assign(out, "address", optString(p, type, "address"));
+      return { type, env, p: out };
+    }
     default:
       return undefined;
   }

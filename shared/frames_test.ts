@@ -182,9 +182,10 @@ Deno.test("`decodeFrame()` rejects FILE_START with a bad mode or manifest", () =
   badFrame("FILE_START", { ...manifest, mode: "group" }, "bad mode");
   badFrame("FILE_START", { ...manifest, mode: "DM" }, "upper-case mode");
   badFrame("FILE_START", { ...manifest, mode: 1 }, "numeric mode");
-  for (const field of ["file_id", "name", "size", "sha256"]) {
+  for (const field of ["file_id", "name", "size"]) {
     badFrame("FILE_START", { ...manifest, [field]: null }, `no ${field}`);
   }
+  badFrame("FILE_START", { ...manifest, sha256: 3 }, "numeric sha256");
   badFrame("FILE_START", { ...manifest, size: -1 }, "negative size");
   badFrame("FILE_START", { ...manifest, size: 1.5 }, "fractional size");
   badFrame("FILE_START", { ...manifest, size: "3" }, "string size");
@@ -321,8 +322,19 @@ Deno.test("`decodeFrame()` decodes PUBKEY_RESPONSE", () => {
     user_id: BOB,
     pubkey: KEY,
   });
-  badFrame("PUBKEY_RESPONSE", { user_id: BOB }, "no pubkey");
+  // Group 17 answers an unknown user with `pubkey: null`: not found, not malformed.
+  assert.deepEqual(decode("PUBKEY_RESPONSE", { user_id: BOB, pubkey: null }), { user_id: BOB });
   badFrame("PUBKEY_RESPONSE", { pubkey: KEY }, "no user_id");
+});
+
+Deno.test("`decodeFrame()` accepts Group 17's FILE_START without sha256", () => {
+  const g17 = { file_id: FILE, name: "a.txt", size: 3, sender_pub: KEY };
+  assert.deepEqual(decode("FILE_START", g17), {
+    file_id: FILE,
+    name: "a.txt",
+    size: 3,
+    mode: "dm",
+  });
 });
 
 Deno.test("`decodeFrame()` decodes PUBLIC_CHANNEL_ADD", () => {

@@ -180,3 +180,104 @@ export async function fingerprint(key: PublicKey): Promise<string> {
   const hex = Array.from(digest.subarray(0, 8), (b) => b.toString(16).padStart(2, "0")).join("");
   return hex.match(/.{4}/g)!.join(":");
 }
+
+/**
+ * How a peer writes public keys on the wire: `der` = base64url of DER SPKI (socp and most
+ * peers), `pem` = base64url of the PEM text (Group 56 and Group 40, which load every key as PEM).
+ */
+export type KeyEncoding = "der" | "pem";
+
+/**
+ * The encoding a key text is in, as far as it matters for answering in kind: `pem` for
+ * base64url (or base64) of PEM text and for raw PEM, `der` for everything else.
+ *
+ * @example
+ * ```ts
+ * import { keyEncodingOf } from "./keys.ts";
+ * console.assert(keyEncodingOf("LS0tLS1CRUdJTiBQVUJMSUMgS0VZLS0tLS0K") === "pem");
+ * console.assert(keyEncodingOf("MIICIjANBgkqhkiG9w0BAQEFAAOCAg8AMIICCgKCAgEA") === "der");
+ * ```
+ */
+export function keyEncodingOf(text: string): KeyEncoding {
+  const t = text.trim();
+  return t.startsWith("LS0tLS1") || t.startsWith("-----BEGIN") ? "pem" : "der";
+}
+
+/**
+ * A public key text (any accepted form) written in `encoding`: DER SPKI or PEM text, each as
+ * unpadded base64url. Returns the text unchanged when it is not a key.
+ *
+ * @example
+ * ```ts
+ * import { encodeKeyText, keyEncodingOf } from "./keys.ts";
+ * console.assert(encodeKeyText("not a key", "pem") === "not a key");
+ * console.assert(keyEncodingOf(encodeKeyText("not a key", "der")) === "der");
+ * ```
+ */
+export function encodeKeyText(text: string, encoding: KeyEncoding): string {
+  let der: Uint8Array;
+  try {
+    der = decodePublicKeyText(text);
+  } catch {
+    return text;
+  }
+  if (encoding === "der") return encodeBase64Url(der);
+  return encodeBase64Url(new TextEncoder().encode(toPem("PUBLIC KEY", der)));
+}
+
+/** Payload fields that hold a public key, at the top level. */
+const KEY_FIELDS = ["pubkey", "enc_pubkey", "server_pub", "sender_pub", "creator_pub"] as const;
+
+/**
+ * A copy of `payload` with every public key it carries written in `encoding`: the key fields at
+ * the top level, `meta.pubkey`, the `pubkey` of `servers[]` / `clients[]` entries, and the same
+ * inside a wrapped user envelope (`payload.payload`). `changed` says whether anything changed,
+ * i.e. whether a signature over the payload has to be made again.
+ *
+ * @example
+ * ```ts
+ * import { rewriteKeyFields } from "./keys.ts";
+ * const { changed } = rewriteKeyFields({ user_id: "u", meta: { display_name: "x" } }, "pem");
+ * console.assert(changed === false);
+ * ```
+ */
+export function rewriteKeyFields<T extends Record<string, unknown>>(
+  payload: T,
+  encoding: KeyEncoding,
+): { payload: T; changed: boolean } {
+  let changed = false;
+  const fix = (obj: Record<string, unknown>): Record<string, unknown> => {
+    const out: Record<string, unknown> = { ...obj };
+    for (const field of KEY_FIELDS) {
+      const v = out[field];
+      if (typeof v === "string" && v.length > 0) {
+        const w = encodeKeyText(v, encoding);
+        if (w !== v) {
+          out[field] = w;
+          changed = true;
+        }
+      }
+    }
+    const meta = out["meta"];
+    if (isRecord(meta) && typeof meta["pubkey"] === "string" && meta["pubkey"].length > 0) {
+      const w = encodeKeyText(meta["pubkey"], encoding);
+      if (w !== meta["pubkey"]) {
+        out["meta"] = { ...meta, pubkey: w };
+        changed = true;
+      }
+    }
+    for (const list of ["servers", "clients"]) {
+      const entries = out[list];
+      if (Array.isArray(entries)) out[list] = entries.map((e) => (isRecord(e) ? fix(e) : e));
+    }
+    const inner = out["payload"];
+    if (isRecord(inner)) out["payload"] = fix(inner);
+    return out;
+  };
+  const rewritten = fix(payload) as T;
+  return { payload: changed ? rewritten : payload, changed };
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}

@@ -1,7 +1,8 @@
 /**
  * The SOCP v1.3 protocol layer shared by socp's server and client: envelope types, canonical
- * JSON, base64url, key encodings, signatures and encryption. Nothing here touches the network
- * or the file system.
+ * JSON, base64url, key encodings, signatures and encryption, plus the wording helpers both
+ * commands use (counted nouns, command-line mistakes). Nothing here touches the network or the
+ * file system.
  *
  * @example
  * ```ts
@@ -25,3 +26,7 @@ export * from "./text_crypto.ts";
 export * from "./transport_sig.ts";
 export * from "./transport.ts";
 export * from "./account_crypto.ts";
+export * from "./account_record.ts";
+export * from "./block_list.ts";
+export * from "./args_error.ts";
+export * from "./plural.ts";

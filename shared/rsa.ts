@@ -2,7 +2,8 @@
  * The one interface every RSA operation goes through, with WebCrypto as the first backend.
  *
  * All keys are RSA-4096 with e = 65537. Signatures are RSASSA-PSS-SHA256 (salt 478 on sign;
- * 478 then 32 on verify), encryption is RSA-OAEP-SHA256 with MGF1-SHA256 and an empty label.
+ * 478 then 32 on verify), encryption is RSA-OAEP-SHA256 with MGF1-SHA256 and an empty label
+ * unless a caller passes one (Group 17's public channel labels its ciphertexts).
  *
  * @module
  */
@@ -60,10 +61,13 @@ export interface RsaBackend {
     sig: Uint8Array,
     saltLengths?: readonly number[],
   ): Promise<boolean>;
-  /** RSA-OAEP-SHA256; `plaintext` must be at most 446 bytes. */
-  encrypt(key: PublicKey, plaintext: Uint8Array): Promise<Uint8Array>;
-  /** RSA-OAEP-SHA256 decryption; throws on a bad ciphertext. */
-  decrypt(key: PrivateKey, ciphertext: Uint8Array): Promise<Uint8Array>;
+  /**
+   * RSA-OAEP-SHA256; `plaintext` must be at most 446 bytes. `label` is the OAEP label (empty
+   * when absent, as every SOCP peer uses except Group 17's public channel).
+   */
+  encrypt(key: PublicKey, plaintext: Uint8Array, label?: Uint8Array): Promise<Uint8Array>;
+  /** RSA-OAEP-SHA256 decryption with an optional OAEP label; throws on a bad ciphertext. */
+  decrypt(key: PrivateKey, ciphertext: Uint8Array, label?: Uint8Array): Promise<Uint8Array>;
 }
 
 const PSS_ALG = { name: "RSA-PSS", hash: "SHA-256" } as const;
@@ -116,6 +120,12 @@ async function checkStrength(key: CryptoKey): Promise<void> {
   if (alg.modulusLength !== RSA_BITS) {
     throw new KeyError(`RSA key must be ${RSA_BITS} bits, got ${alg.modulusLength}`);
   }
+}
+
+function oaepParams(label: Uint8Array | undefined): RsaOaepParams {
+  return label === undefined || label.length === 0
+    ? { name: "RSA-OAEP" }
+    : { name: "RSA-OAEP", label: bytes(label) };
 }
 
 function asPublic(key: PublicKey): WebCryptoPublicKey {
@@ -194,22 +204,22 @@ export const webCryptoBackend: RsaBackend = {
     }
     return false;
   },
-  async encrypt(key, plaintext): Promise<Uint8Array> {
+  async encrypt(key, plaintext, label): Promise<Uint8Array> {
     if (plaintext.length > OAEP_MAX_PLAINTEXT) {
       throw new RangeError(
         `OAEP plaintext is ${plaintext.length} bytes; at most ${OAEP_MAX_PLAINTEXT} fit`,
       );
     }
     const ct = await crypto.subtle.encrypt(
-      { name: "RSA-OAEP" },
+      oaepParams(label),
       await asPublic(key).oaep(),
       bytes(plaintext),
     );
     return new Uint8Array(ct);
   },
-  async decrypt(key, ciphertext): Promise<Uint8Array> {
+  async decrypt(key, ciphertext, label): Promise<Uint8Array> {
     const pt = await crypto.subtle.decrypt(
-      { name: "RSA-OAEP" },
+      oaepParams(label),
       await asPrivate(key).oaep(),
       bytes(ciphertext),
     );
@@ -230,6 +240,19 @@ let backend: RsaBackend = webCryptoBackend;
  */
 export function rsa(): RsaBackend {
   return backend;
+}
+
+/**
+ * The key pair of a private key, the public half recomputed from it (e.g. after an account's
+ * key was unsealed).
+ *
+ * @example
+ * ```ts ignore
+ * const pair = await keyPairOf(await openPrivateKey(store, password));
+ * ```
+ */
+export async function keyPairOf(privateKey: PrivateKey): Promise<KeyPair> {
+  return { privateKey, publicKey: await rsa().publicKeyOf(privateKey) };
 }
 
 /** Replaces the active backend (e.g. with a native one on a server's hot path). */

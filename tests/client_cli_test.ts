@@ -11,15 +11,13 @@ import { join } from "node:path";
 import {
   type ClientConfigFile,
   type ClientNode,
-  clientReady,
   onlineEvent,
   readyClient,
   startClient,
   startServer,
+  TIMEOUTS,
   writeClientConfig,
 } from "./support/mod.ts";
-
-const ready = await clientReady();
 
 /** Starts a client for `config` and checks that its `ready` event names that identity. */
 function readyClientAs(url: string, config: ClientConfigFile): Promise<ClientNode> {
@@ -34,7 +32,6 @@ function readyClientAs(url: string, config: ClientConfigFile): Promise<ClientNod
 
 Deno.test({
   name: "socp client sends DMs, public messages and files between real processes",
-  ignore: !ready,
   async fn(t) {
     const dir = await Deno.makeTempDir({ prefix: "socp_test_clients_" });
     try {
@@ -107,7 +104,7 @@ Deno.test({
         const path = join(dir, "report.bin");
         await Deno.writeFile(path, bytes);
         await alice.line(`/file bob ${path}`);
-        const file = await bob.waitFor("file", 30_000);
+        const file = await bob.waitFor("file", 2 * TIMEOUTS.event);
         assert.equal(file.ok, true, JSON.stringify(file));
         assert.equal(file.from, aliceConfig.userId);
         assert.equal(file.name, "report.bin");
@@ -145,7 +142,6 @@ Deno.test({
 
 Deno.test({
   name: "socp client reports NAME_IN_USE when the same config runs twice",
-  ignore: !ready,
   async fn() {
     const dir = await Deno.makeTempDir({ prefix: "socp_test_clients_" });
     try {

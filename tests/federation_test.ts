@@ -21,7 +21,6 @@ import {
   advertOf,
   assertAllChat,
   assertDm,
-  clientReady,
   connectUser,
   entryOf,
   eventually,
@@ -39,6 +38,7 @@ import {
   sorted,
   startMesh,
   startMeshNode,
+  TIMEOUTS,
   waitLinked,
   writeClientConfig,
 } from "./support/mod.ts";
@@ -371,7 +371,6 @@ Deno.test("bootstrap skips an unreachable introducer and refuses one with the wr
 
 Deno.test({
   name: "socp clients on different servers use /tell, /all and /file across the mesh",
-  ignore: !(await clientReady()),
   async fn(t) {
     const dir = await Deno.makeTempDir({ prefix: "socp_test_mesh_clients_" });
     try {
@@ -431,7 +430,7 @@ Deno.test({
         const path = join(dir, "across.bin");
         await Deno.writeFile(path, bytes);
         await carol.line(`/file alice ${path}`);
-        const file = await alice.waitFor("file", 30_000);
+        const file = await alice.waitFor("file", 2 * TIMEOUTS.event);
         assert.equal(file.ok, true, JSON.stringify(file));
         assert.equal(file.from, carolConfig.userId);
         assert.equal(file.size, 3000);

@@ -11,7 +11,6 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import {
   type ClientEvent,
-  clientReady,
   connectUser,
   delay,
   errorEvent,
@@ -21,12 +20,11 @@ import {
   registerUser,
   startMesh,
   startServer,
+  TIMEOUTS,
   waitForAccounts,
   withTempDir,
   writeClientConfig,
 } from "./support/mod.ts";
-
-const ready = await clientReady();
 
 function dmTexts(events: ClientEvent[]): string[] {
   return events.filter((e) => e.event === "dm").map((e) => String(e.text));
@@ -35,7 +33,6 @@ function dmTexts(events: ClientEvent[]): string[] {
 Deno.test({
   name:
     "DMs and a file to an offline account are queued, survive restarts of both servers, and arrive once, in order, at the next login elsewhere",
-  ignore: !ready,
   async fn() {
     await withTempDir("socp_test_offline_", async (dir) => {
       await using mesh = await startMesh(2);
@@ -88,7 +85,7 @@ Deno.test({
           args: ["--login", "olga"],
           passwords: ["pw"],
         });
-        const file = await client.waitFor("file", 20_000);
+        const file = await client.waitFor("file", 2 * TIMEOUTS.event);
         assert.equal(file.ok, true, JSON.stringify(file));
         assert.equal(file.name, "report.bin");
         assert.equal(file.from, sam.userId);
@@ -127,7 +124,6 @@ Deno.test({
 
 Deno.test({
   name: "a full offline queue refuses more with QUEUE_LIMIT, shown to the sender as an error",
-  ignore: !ready,
   async fn() {
     await withTempDir("socp_test_offline_", async (dir) => {
       await using server = await startServer({ args: ["--queue-max", "2"] });
@@ -162,7 +158,6 @@ Deno.test({
 
 Deno.test({
   name: "ACK QUEUED names the offline user; a DM to an unknown user is refused, not queued",
-  ignore: !ready,
   async fn() {
     await using server = await startServer();
     const rita = await connectUser(server.url, "user0");

@@ -16,13 +16,14 @@ import {
   openPrivateKey,
   sealPrivateKey,
   serializeEnvelope,
+  signAccountStatement,
   toKdfParams,
   toPrivkeyStore,
 } from "../../shared/mod.ts";
 import { type FixtureKeyName, fixtureKeyPair } from "../fixtures/keys.ts";
-import { openTransport, RawConnection, RawUser } from "./raw_user.ts";
+import { openTransport, openUser, RawConnection, RawUser } from "./raw_user.ts";
 import type { ClientEvent, ClientNode } from "./start_client.ts";
-import { eventually } from "./timeout.ts";
+import { eventually, TIMEOUTS } from "./timeout.ts";
 
 /** Cheap scrypt parameters (N = 2^10) for accounts registered by tests over raw frames. */
 export const FAST_KDF = { kdf: "scrypt", N: 1 << 10, r: 8, p: 1 } as const;
@@ -49,10 +50,22 @@ export async function registerEnvelope(
   const { store, verifier } = await sealPrivateKey(user.keys.privateKey, password, {
     kdf: FAST_KDF,
   });
+  const seq = Date.now();
+  const record_sig = await signAccountStatement(user.keys.privateKey, {
+    user_id: user.userId,
+    pubkey: user.pubkey,
+    username,
+    privkey_store: { ...store },
+    verifier,
+    deleted: false,
+    seq,
+  });
   return await user.envelope("REGISTER", user.serverId, {
     username,
     privkey_store: { ...store },
     verifier,
+    seq,
+    record_sig,
   });
 }
 
@@ -149,11 +162,35 @@ export interface AccountRow {
   online: boolean;
 }
 
+/** Fixture key of the throwaway users that list accounts ({@linkcode accountsRequest}). */
+export const LISTER_KEY: FixtureKeyName = "user7";
+
 /**
- * Sends ACCOUNTS_REQUEST as the first frame of a fresh connection and resolves with the answer
+ * Lists accounts as an identified user, since servers refuse ACCOUNTS_REQUEST before USER_HELLO
+ * (`ERROR NOT_LOGGED_IN`): connects a throwaway user (a fresh id with the fixture key
+ * {@linkcode LISTER_KEY}), sends a signed ACCOUNTS_REQUEST and resolves with the answer
  * (ACCOUNTS_RESPONSE or ERROR); the connection is closed afterwards.
  */
 export async function accountsRequest(
+  url: string,
+  pattern: string,
+  serverPub: string,
+): Promise<Envelope> {
+  const lister = await openUser(url, LISTER_KEY, { serverPub, displayName: "lister" });
+  try {
+    await lister.hello();
+    await lister.sendFrame("ACCOUNTS_REQUEST", lister.serverId, { pattern });
+    return await lister.next((f) => f.type === "ACCOUNTS_RESPONSE" || f.type === "ERROR");
+  } finally {
+    await lister.close();
+  }
+}
+
+/**
+ * Sends ACCOUNTS_REQUEST as the first frame of a fresh, anonymous connection and resolves with
+ * the answer (servers refuse it with `ERROR NOT_LOGGED_IN`); the connection is closed afterwards.
+ */
+export async function anonymousAccountsRequest(
   url: string,
   pattern: string,
   serverPub: string,
@@ -189,7 +226,7 @@ export async function waitForAccounts(
   pattern: string,
   condition: (rows: AccountRow[]) => boolean,
   what: string,
-  timeoutMs = 15_000,
+  timeoutMs: number = TIMEOUTS.eventually,
 ): Promise<AccountRow[]> {
   return await eventually(async () => {
     const rows = await listAccounts(server.url, pattern, server.pubkey);

@@ -6,12 +6,12 @@
  */
 
 import { drainLines, spawnMainTs, testDebug } from "./_process_io.ts";
-import { withTimeout } from "./timeout.ts";
+import { TIMEOUTS, withTimeout } from "./timeout.ts";
 
 /** Default wait for one output line. */
-export const LINE_TIMEOUT_MS = 30_000;
+export const LINE_TIMEOUT_MS: number = TIMEOUTS.event;
 /** How long the process may take to exit after a signal before it is killed. */
-const STOP_TIMEOUT_MS = 15_000;
+const STOP_TIMEOUT_MS = TIMEOUTS.stop;
 
 /** A running `deno run --allow-all main.ts <args>`. */
 export interface MainProcess extends AsyncDisposable {

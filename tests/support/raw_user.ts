@@ -32,10 +32,10 @@ import {
   webSocketTransport,
 } from "../../shared/mod.ts";
 import { type FixtureKeyName, fixtureKeyPair } from "../fixtures/keys.ts";
-import { withTimeout } from "./timeout.ts";
+import { TIMEOUTS, withTimeout } from "./timeout.ts";
 
 /** Default wait for one frame. */
-export const FRAME_TIMEOUT_MS = 10_000;
+export const FRAME_TIMEOUT_MS: number = TIMEOUTS.frame;
 
 /** Which frame to wait for: a type name, or a predicate over the envelope. */
 export type FrameMatch = string | ((frame: Envelope) => boolean);
@@ -75,7 +75,10 @@ export function isError(code?: string): (frame: Envelope) => boolean {
 }
 
 /** Opens a WebSocket and resolves once it is open. */
-export async function openTransport(url: string, timeoutMs = 10_000): Promise<Transport> {
+export async function openTransport(
+  url: string,
+  timeoutMs: number = TIMEOUTS.frame,
+): Promise<Transport> {
   const ws = new WebSocket(url);
   const transport = webSocketTransport(ws);
   const opened = new Promise<boolean>((resolve) => {
@@ -417,11 +420,14 @@ export class RawUser extends RawConnection {
 
   /** The self-signed USER_HELLO this user sends (see docs/protocol.md). */
   helloEnvelope(): Promise<Envelope> {
+    // Signed, with the user id and a fresh time: proof of possession of the key.
     return this.envelope("USER_HELLO", "server", {
       client: "socp-tests",
       pubkey: this.pubkey,
       enc_pubkey: this.pubkey,
       meta: { display_name: this.displayName },
+      user_id: this.userId,
+      hello_ts: Date.now(),
     });
   }
 
@@ -452,7 +458,7 @@ export class RawUser extends RawConnection {
   async dm(
     to: Recipient,
     text: string,
-    options: { ts?: number; type?: "MSG_DIRECT" | "MSG_PRIVATE" } = {},
+    options: { ts?: number; type?: "MSG_DIRECT" | "MSG_PRIVATE"; extra?: JsonObject } = {},
   ): Promise<Envelope> {
     const ts = options.ts ?? Date.now();
     const ciphertext = await encryptText(to.keys.publicKey, text);
@@ -463,6 +469,7 @@ export class RawUser extends RawConnection {
       ts,
     });
     return await this.sendFrame(options.type ?? "MSG_DIRECT", to.userId, {
+      ...options.extra,
       ciphertext,
       sender_pub: this.pubkey,
       content_sig: contentSig,

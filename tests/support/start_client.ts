@@ -10,18 +10,11 @@
 
 import { join } from "node:path";
 import { type FixtureKeyName, fixturePem } from "../fixtures/keys.ts";
-import {
-  drainLines,
-  drainText,
-  REPO_ROOT,
-  spawnMainTs,
-  TailBuffer,
-  testDebug,
-} from "./_process_io.ts";
-import { withTimeout } from "./timeout.ts";
+import { drainLines, drainText, spawnMainTs, TailBuffer, testDebug } from "./_process_io.ts";
+import { TIMEOUTS, withTimeout } from "./timeout.ts";
 
 /** Default wait for one client event. */
-export const EVENT_TIMEOUT_MS = 15_000;
+export const EVENT_TIMEOUT_MS: number = TIMEOUTS.event;
 
 /** One `--json` event line of the client (`{event, ...}`). */
 export type ClientEvent = { event: string; [key: string]: unknown };
@@ -133,7 +126,7 @@ export function startClient(
     await writer.close().catch(() => {});
   };
 
-  const close = async (timeoutMs = 10_000): Promise<Deno.CommandStatus> => {
+  const close = async (timeoutMs = TIMEOUTS.stop): Promise<Deno.CommandStatus> => {
     await closeStdin();
     let result: Deno.CommandStatus;
     try {
@@ -273,14 +266,4 @@ export async function writeClientConfig(
   };
   await Deno.writeTextFile(path, JSON.stringify(config, null, 2) + "\n", { mode: 0o600 });
   return { path, userId, displayName, keyName };
-}
-
-/** True once the terminal client exists (client/mod.ts exports `runClient`). */
-export async function clientReady(): Promise<boolean> {
-  try {
-    const text = await Deno.readTextFile(join(REPO_ROOT, "client", "mod.ts"));
-    return /export\s+async\s+function\s+runClient\b/.test(text);
-  } catch {
-    return false;
-  }
 }

@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { encodePublicKey } from "../../shared/mod.ts";
 import { type FixtureKeyName, fixtureKeyPair } from "../fixtures/keys.ts";
 import { type ServerNode, startServer } from "./start_server.ts";
+import { TIMEOUTS } from "./timeout.ts";
 
 /** Short heartbeat timings (flags) for tests of link health: beat every 300 ms, dead after 1.5 s. */
 export const FAST_HEARTBEAT_ARGS: readonly string[] = [
@@ -37,12 +38,20 @@ export async function fixturePubkey(name: FixtureKeyName): Promise<string> {
   return encodePublicKey((await fixtureKeyPair(name)).publicKey);
 }
 
-/** Renders `bootstrap_servers:` YAML for `entries` (the format of server/bootstrap.ts). */
-export function bootstrapYaml(entries: readonly BootstrapLine[]): string {
-  const lines = ["bootstrap_servers:"];
+/**
+ * Renders `bootstrap_servers:` YAML for `entries` (the format of server/bootstrap.ts), with a
+ * `server_group:` list of keys when `group` is given.
+ */
+export function bootstrapYaml(
+  entries: readonly BootstrapLine[],
+  group: readonly string[] = [],
+): string {
+  const lines = [entries.length > 0 ? "bootstrap_servers:" : "bootstrap_servers: []"];
   for (const e of entries) {
     lines.push(`  - host: "${e.host}"`, `    port: ${e.port}`, `    pubkey: "${e.pubkey}"`);
   }
+  if (group.length > 0) lines.push("server_group:");
+  for (const key of group) lines.push(`  - pubkey: "${key}"`);
   return lines.join("\n") + "\n";
 }
 
@@ -61,6 +70,11 @@ export interface StartMeshOptions {
   env?: Record<string, string>;
   /** Wait until every node is linked to every other (default true). */
   waitLinked?: boolean;
+  /**
+   * Make the nodes one server group (`server_group:` with every key of `keys`), so they share
+   * account records and login failures (default true); false: an open federation only.
+   */
+  group?: boolean;
 }
 
 /** Options for one node started by {@linkcode startMeshNode}. */
@@ -73,6 +87,8 @@ export interface MeshNodeOptions {
   key: FixtureKeyName;
   /** Bootstrap entries written to `<dataDir>/bootstrap.yaml`; none: no file (standalone). */
   bootstrap?: readonly BootstrapLine[];
+  /** Keys of the server group (written to the bootstrap file, which is then always made). */
+  group?: readonly string[];
   /** Extra flags. */
   args?: readonly string[];
   /** Extra environment variables. */
@@ -86,8 +102,11 @@ export interface MeshNodeOptions {
 export async function startMeshNode(options: MeshNodeOptions): Promise<ServerNode> {
   const dataDir = join(options.root, options.name);
   await Deno.mkdir(dataDir, { recursive: true });
-  if (options.bootstrap !== undefined) {
-    await Deno.writeTextFile(join(dataDir, "bootstrap.yaml"), bootstrapYaml(options.bootstrap));
+  if (options.bootstrap !== undefined || (options.group?.length ?? 0) > 0) {
+    await Deno.writeTextFile(
+      join(dataDir, "bootstrap.yaml"),
+      bootstrapYaml(options.bootstrap ?? [], options.group),
+    );
   }
   return await startServer({
     dataDir,
@@ -121,7 +140,7 @@ export function linkedPeers(lines: readonly string[]): Set<string> {
 export async function waitLinked(
   node: ServerNode,
   others: readonly ServerNode[],
-  timeoutMs = 20_000,
+  timeoutMs: number = TIMEOUTS.meshLinked,
 ): Promise<void> {
   const want = others.filter((o) => o !== node).map((o) => shortId(o.serverId));
   await node.waitForLogs(
@@ -166,6 +185,7 @@ export async function startMesh(n: number, options: StartMeshOptions = {}): Prom
   }
   const root = await Deno.makeTempDir({ prefix: "socp_test_mesh_" });
   const nodes: ServerNode[] = [];
+  const group = (options.group ?? true) ? await Promise.all(keys.map(fixturePubkey)) : [];
   let disposed = false;
   const mesh: TestMesh = {
     nodes,
@@ -176,6 +196,8 @@ export async function startMesh(n: number, options: StartMeshOptions = {}): Prom
         name: `node${nodes.length}_${key}`,
         key,
         ...(nodes.length > 0 ? { bootstrap: nodes.map(entryOf) } : {}),
+        // A node whose key is not one of the group's joins the open federation only.
+        ...(group.includes(await fixturePubkey(key)) ? { group } : {}),
         ...(options.args !== undefined ? { args: options.args } : {}),
         ...(options.env !== undefined ? { env: options.env } : {}),
       });
@@ -183,7 +205,7 @@ export async function startMesh(n: number, options: StartMeshOptions = {}): Prom
       if (joinOptions.waitLinked ?? true) await mesh.waitFullyLinked();
       return node;
     },
-    async waitFullyLinked(which = nodes, timeoutMs = 20_000): Promise<void> {
+    async waitFullyLinked(which = nodes, timeoutMs = TIMEOUTS.meshLinked): Promise<void> {
       await Promise.all(which.map((node) => waitLinked(node, which, timeoutMs)));
     },
     async [Symbol.asyncDispose](): Promise<void> {

@@ -10,12 +10,12 @@
 import { join } from "node:path";
 import { type FixtureKeyName, fixturePem } from "../fixtures/keys.ts";
 import { drainLines, drainText, spawnMainTs, TailBuffer, testDebug } from "./_process_io.ts";
-import { withTimeout } from "./timeout.ts";
+import { TIMEOUTS, withTimeout } from "./timeout.ts";
 
 /** How long a server may take to print its `listening` line. */
-export const SERVER_START_TIMEOUT_MS = 20_000;
+export const SERVER_START_TIMEOUT_MS: number = TIMEOUTS.serverStart;
 /** How long a server may take to exit after SIGTERM before it is killed. */
-const SERVER_STOP_TIMEOUT_MS = 10_000;
+const SERVER_STOP_TIMEOUT_MS = TIMEOUTS.stop;
 
 /** Options for {@linkcode startServer}. */
 export interface StartServerOptions {
@@ -53,7 +53,7 @@ export interface WaitForLogOptions {
 }
 
 /** Default wait for a log line. */
-export const LOG_TIMEOUT_MS = 15_000;
+export const LOG_TIMEOUT_MS: number = TIMEOUTS.log;
 
 /** The `listening` line `socp server` prints on stdout. */
 export interface ListeningInfo {
@@ -402,7 +402,11 @@ export async function runMain(
   const process = spawnMainTs(args, { env: options.env });
   const output = process.output();
   try {
-    const out = await withTimeout(output, options.timeoutMs ?? 30_000, `main.ts ${args.join(" ")}`);
+    const out = await withTimeout(
+      output,
+      options.timeoutMs ?? TIMEOUTS.mainRun,
+      `main.ts ${args.join(" ")}`,
+    );
     const dec = new TextDecoder();
     return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
   } catch (error) {

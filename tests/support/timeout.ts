@@ -5,6 +5,49 @@
  * @module
  */
 
+/**
+ * Every deadline of the integration suite, in one place. They are generous on purpose: CI runs
+ * on 2 shared cores next to other work, where an RSA-4096 signature can take ten times as long as
+ * on an idle machine, and a generous deadline only lengthens a run that fails anyway.
+ * `SOCP_TEST_TIMEOUT_SCALE` multiplies them all (e.g. 3 on a very slow machine).
+ */
+export const TIMEOUTS: {
+  /** One frame from a server, after what should cause it. */
+  readonly frame: number;
+  /** One event printed by a client process. */
+  readonly event: number;
+  /** One log line of a server process. */
+  readonly log: number;
+  /** A server process until it listens. */
+  readonly serverStart: number;
+  /** A process until it exits after being asked to. */
+  readonly stop: number;
+  /** A mesh until every server is linked to every other. */
+  readonly meshLinked: number;
+  /** A condition polled with {@linkcode eventually}. */
+  readonly eventually: number;
+  /** A whole `main.ts` run that is expected to end by itself. */
+  readonly mainRun: number;
+} = (() => {
+  let scale = 1;
+  try {
+    scale = Number(Deno.env.get("SOCP_TEST_TIMEOUT_SCALE") ?? "1") || 1;
+  } catch {
+    scale = 1;
+  }
+  const s = (ms: number) => Math.round(ms * Math.max(scale, 0.1));
+  return {
+    frame: s(30_000),
+    event: s(30_000),
+    log: s(30_000),
+    serverStart: s(40_000),
+    stop: s(20_000),
+    meshLinked: s(45_000),
+    eventually: s(30_000),
+    mainRun: s(60_000),
+  };
+})();
+
 /** Thrown when a bounded wait runs out; the message says what was awaited. */
 export class TimeoutError extends Error {
   /** Creates a timeout error. */
@@ -57,7 +100,7 @@ export async function eventually<T>(
   attempt: () => Promise<T | undefined>,
   options: { timeoutMs?: number; intervalMs?: number; what: string },
 ): Promise<T> {
-  const timeoutMs = options.timeoutMs ?? 10_000;
+  const timeoutMs = options.timeoutMs ?? TIMEOUTS.eventually;
   const intervalMs = options.intervalMs ?? 100;
   const end = Date.now() + timeoutMs;
   let lastError: unknown;
