@@ -1,8 +1,8 @@
 /**
  * The terminal client as a person uses it: `socp client` runs in a tmux pane (a real pseudo-
  * terminal, raw mode, the line editor) while another client sends it messages. The test types
- * keys with `tmux send-keys` and reads the screen with `tmux capture-pane`. Skipped when tmux is
- * not installed.
+ * keys with `tmux send-keys` and reads the screen with `tmux capture-pane`. It fails without
+ * tmux (.ci/run installs it).
  *
  * @module
  */
@@ -21,9 +21,6 @@ import {
 } from "./support/mod.ts";
 
 const REPO = fileURLToPath(new URL("../", import.meta.url));
-
-const hasTmux = await new Deno.Command("tmux", { args: ["-V"], stdout: "null", stderr: "null" })
-  .output().then((o) => o.success, () => false);
 
 /** A tmux server of its own (`-L`), so the test never touches the user's sessions. */
 class Tmux implements AsyncDisposable {
@@ -95,7 +92,6 @@ const lastLine = (screen: string): string => screen.trimEnd().split("\n").at(-1)
 
 Deno.test({
   name: "socp client in a terminal: completion, history, colours, no echo, redraw mid-line",
-  ignore: !hasTmux,
   async fn() {
     await withTempDir("socp_test_tmux_", async (dir) => {
       await using server = await startServer();
