@@ -13,10 +13,10 @@
  * @module
  */
 
-import { decodeBase64Url, encodeBase64Url } from "./base64url.ts";
-import { canonicalBytes, canonicalJson } from "./canonical_json.ts";
+import { canonicalJson } from "./canonical_json.ts";
 import type { JsonObject } from "./envelope.ts";
-import { type PrivateKey, type PublicKey, rsa } from "./rsa.ts";
+import type { PrivateKey, PublicKey } from "./rsa.ts";
+import { signStatement, verifyStatement } from "./transport_sig.ts";
 
 /** What an account's key signs for one version of its record. */
 export interface AccountStatement {
@@ -70,26 +70,20 @@ function statementObject(s: AccountStatement): JsonObject {
 }
 
 /** Signs a statement with the account's private key; returns base64url. */
-export async function signAccountStatement(
+export function signAccountStatement(
   key: PrivateKey,
   statement: AccountStatement,
 ): Promise<string> {
-  return encodeBase64Url(await rsa().sign(key, canonicalBytes(statementObject(statement))));
+  return signStatement(key, statementObject(statement));
 }
 
 /** True when `sig` (base64url) is the account key's signature over `statement`. */
-export async function verifyAccountStatement(
+export function verifyAccountStatement(
   key: PublicKey,
   statement: AccountStatement,
   sig: string,
 ): Promise<boolean> {
-  let bytes: Uint8Array;
-  try {
-    bytes = decodeBase64Url(sig);
-  } catch {
-    return false;
-  }
-  return await rsa().verify(key, canonicalBytes(statementObject(statement)), bytes);
+  return verifyStatement(key, statementObject(statement), sig);
 }
 
 /**

@@ -8,10 +8,9 @@
  * @module
  */
 
-import { decodeBase64Url, encodeBase64Url } from "./base64url.ts";
-import { canonicalBytes } from "./canonical_json.ts";
 import type { JsonObject } from "./envelope.ts";
-import { type PrivateKey, type PublicKey, rsa } from "./rsa.ts";
+import type { PrivateKey, PublicKey } from "./rsa.ts";
+import { signStatement, verifyStatement } from "./transport_sig.ts";
 
 /** One version of a user's block list. */
 export interface BlockList {
@@ -49,21 +48,11 @@ function statement(list: BlockList): JsonObject {
 }
 
 /** Signs a block list with its owner's key; returns base64url. */
-export async function signBlockList(key: PrivateKey, list: BlockList): Promise<string> {
-  return encodeBase64Url(await rsa().sign(key, canonicalBytes(statement(list))));
+export function signBlockList(key: PrivateKey, list: BlockList): Promise<string> {
+  return signStatement(key, statement(list));
 }
 
 /** True when `sig` is the owner's signature over `list`. */
-export async function verifyBlockList(
-  key: PublicKey,
-  list: BlockList,
-  sig: string,
-): Promise<boolean> {
-  let bytes: Uint8Array;
-  try {
-    bytes = decodeBase64Url(sig);
-  } catch {
-    return false;
-  }
-  return await rsa().verify(key, canonicalBytes(statement(list)), bytes);
+export function verifyBlockList(key: PublicKey, list: BlockList, sig: string): Promise<boolean> {
+  return verifyStatement(key, statement(list), sig);
 }

@@ -22,6 +22,29 @@ export async function signPayload(key: PrivateKey, payload: JsonObject): Promise
   return encodeBase64Url(await rsa().sign(key, canonicalBytes(payload)));
 }
 
+/**
+ * Signs the canonical JSON of a statement (an account record, a block list) with a user's key;
+ * returns base64url. Unlike a transport signature it is kept with the data it vouches for.
+ */
+export async function signStatement(key: PrivateKey, statement: JsonObject): Promise<string> {
+  return encodeBase64Url(await rsa().sign(key, canonicalBytes(statement)));
+}
+
+/** True when `sig` (base64url) is `key`'s signature over the canonical JSON of `statement`. */
+export async function verifyStatement(
+  key: PublicKey,
+  statement: JsonObject,
+  sig: string,
+): Promise<boolean> {
+  let bytes: Uint8Array;
+  try {
+    bytes = decodeBase64Url(sig);
+  } catch {
+    return false;
+  }
+  return await rsa().verify(key, canonicalBytes(statement), bytes);
+}
+
 /** Builds a signed envelope: `sig` covers canonical(payload). */
 export async function signedEnvelope(
   key: PrivateKey,
