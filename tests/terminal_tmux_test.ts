@@ -47,7 +47,8 @@ class Tmux implements AsyncDisposable {
       "100",
       "-y",
       "24",
-      `cd '${REPO}' && env ${exports} ${line}; sleep 30`,
+      // The suite may run with NO_COLOR set (CI does): only `env` decides it here.
+      `cd '${REPO}' && env -u NO_COLOR ${exports} ${line}; sleep 30`,
     );
   }
 
