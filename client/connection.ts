@@ -796,6 +796,9 @@ export class Connection implements AsyncDisposable {
         pubkey: helloKey,
         enc_pubkey: helloKey,
         meta: { display_name: this.#me.displayName },
+        // socp extension: this client takes AES-GCM file chunks (docs/protocol.md, "Files");
+        // a socp server advertises it to others in `meta.caps`, other servers ignore it.
+        caps: ["file-aes-gcm"],
         // Proof of possession of the key (signed, for this id, fresh): servers require it for
         // account holders and to bind a known key to a new id (docs/security.md).
         user_id: this.#me.userId,

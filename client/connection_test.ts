@@ -26,6 +26,7 @@ Deno.test("Connection.start() sends a self-signed USER_HELLO and pins the ACK's 
     pubkey: myPub,
     enc_pubkey: myPub,
     meta: { display_name: "alice" },
+    caps: ["file-aes-gcm"],
     user_id: IDS.alice,
     hello_ts: hello.payload["hello_ts"],
   });

@@ -1,20 +1,28 @@
 /**
  * File transfer: reading and chunking a file for `/file`, and reassembling, checking and saving
- * the files others send; {@linkcode FileTransfers} does both for a session. Chunks carry at most 446 bytes of plaintext, each RSA-OAEP encrypted
- * under the recipient's key; the manifest's size and SHA-256 are checked before anything is
- * written, and names from the network never choose the folder.
+ * the files others send; {@linkcode FileTransfers} does both for a session. To other
+ * implementations' clients chunks carry at most 446 bytes of plaintext, each RSA-OAEP encrypted
+ * under the recipient's key (the spec); to a client that announced `file-aes-gcm` they carry up
+ * to 44 KiB, AES-256-GCM under a per-file key wrapped in FILE_START, and FILE_END carries the
+ * sender's signature over the file's SHA-256 and size (docs/protocol.md, "Files"). Size and
+ * SHA-256 are checked before anything is written, and names from the network never choose the
+ * folder.
  *
  * @module
  */
 
 import {
+  canonicalBytes,
+  decodeBase64Url,
   decryptBlock,
+  encodeBase64Url,
   encryptBlock,
   type Envelope,
   type JsonObject,
   OAEP_MAX_PLAINTEXT,
   type PrivateKey,
   type PublicKey,
+  rsa,
   sha256Hex,
   signContent,
 } from "../shared/mod.ts";
@@ -32,6 +40,17 @@ import type { UserKeys } from "./user_keys.ts";
 export const MAX_FILE_BYTES = 16 * 1024 * 1024;
 /** Plaintext bytes per FILE_CHUNK (one OAEP block). */
 export const FILE_CHUNK_BYTES = OAEP_MAX_PLAINTEXT;
+/** The capability (USER_ADVERTISE `meta.caps`) of a client that takes AES-GCM file chunks. */
+export const FILE_AES_CAP = "file-aes-gcm";
+/** FILE_START `enc` of an AES-GCM transfer. */
+export const FILE_AES_ENC = "aes-256-gcm";
+/**
+ * Plaintext bytes per AES-GCM FILE_CHUNK: 44 KiB, whose ciphertext (plus the 16-byte tag) in
+ * base64url and the envelope stay under the 65,536-byte user frame limit with about 4 KiB spare.
+ */
+export const AES_CHUNK_BYTES = 44 * 1024;
+/** AES-GCM chunks sent between confirmations by the server (about 1.4 MiB). */
+const AES_CONFIRM_EVERY = 32;
 /** Incoming transfers kept at once per client. */
 export const MAX_ACTIVE_TRANSFERS = 16;
 /** An incoming transfer idle this long (ms) is dropped. */
@@ -132,9 +151,99 @@ export interface SendFileOptions {
   fileId?: string;
   /**
    * The sender's key text, put in FILE_START and every FILE_CHUNK as `sender_pub` (Group 17's
-   * client reads it there; others ignore it).
+   * client reads it there; others ignore it). Not in AES-GCM chunks.
    */
   senderPub?: string;
+  /**
+   * Sends AES-GCM chunks (for a recipient whose client announced {@linkcode FILE_AES_CAP}):
+   * the ids for the FILE_END signature and the key that makes it.
+   */
+  aes?: { from: string; to: string; privateKey: PrivateKey };
+  /**
+   * Resolves once the server has taken every frame sent so far (a barrier). AES-GCM chunks wait
+   * for the answer about the chunks before the last {@linkcode AES_CONFIRM_EVERY}, so a fast
+   * sender never runs more than two windows ahead of its server.
+   */
+  confirm?: () => Promise<unknown>;
+}
+
+/** The fields the FILE_END signature of an AES-GCM transfer covers. */
+export interface FileEndFields {
+  file_id: string;
+  sha256: string;
+  size: number;
+  from: string;
+  to: string;
+}
+
+/**
+ * The bytes the FILE_END `file_sig` signs (RSA-PSS, like every socp signature): canonical JSON
+ * of the file id, its lowercase hex SHA-256, its size, sender and recipient.
+ *
+ * @example
+ * ```ts
+ * import { fileEndPreimage } from "./file_transfer.ts";
+ * const bytes = fileEndPreimage({ file_id: "f", sha256: "00", size: 1, from: "a", to: "b" });
+ * console.assert(new TextDecoder().decode(bytes).startsWith('{"file_id":"f"'));
+ * ```
+ */
+export function fileEndPreimage(fields: FileEndFields): Uint8Array {
+  return canonicalBytes({
+    file_id: fields.file_id,
+    from: fields.from,
+    sha256: fields.sha256.toLowerCase(),
+    size: fields.size,
+    to: fields.to,
+    v: "socp-file-end-1",
+  });
+}
+
+/** The AES-GCM IV of chunk `index`: 4 zero bytes, then the index (64-bit big-endian). */
+function chunkIv(index: number): Uint8Array<ArrayBuffer> {
+  const iv = new Uint8Array(12);
+  new DataView(iv.buffer).setBigUint64(4, BigInt(index));
+  return iv;
+}
+
+/** The AES-GCM additional data of chunk `index`: the index, 64-bit big-endian. */
+function chunkAad(index: number): Uint8Array<ArrayBuffer> {
+  const aad = new Uint8Array(8);
+  new DataView(aad.buffer).setBigUint64(0, BigInt(index));
+  return aad;
+}
+
+/** Encrypts one chunk under the per-file key. */
+async function aesEncryptChunk(key: CryptoKey, index: number, plain: Uint8Array): Promise<string> {
+  const sealed = await crypto.subtle.encrypt(
+    { name: "AES-GCM", iv: chunkIv(index), additionalData: chunkAad(index) },
+    key,
+    plain as Uint8Array<ArrayBuffer>,
+  );
+  return encodeBase64Url(new Uint8Array(sealed));
+}
+
+/** Decrypts one chunk; throws when it was altered (or the key is wrong). */
+async function aesDecryptChunk(key: CryptoKey, index: number, text: string): Promise<Uint8Array> {
+  const sealed = decodeBase64Url(text) as Uint8Array<ArrayBuffer>;
+  const plain = await crypto.subtle.decrypt(
+    { name: "AES-GCM", iv: chunkIv(index), additionalData: chunkAad(index) },
+    key,
+    sealed,
+  );
+  return new Uint8Array(plain);
+}
+
+/** Unwraps a per-file key sent in FILE_START. */
+async function unwrapFileKey(privateKey: PrivateKey, wrapped: string): Promise<CryptoKey> {
+  const raw = await decryptBlock(privateKey, wrapped);
+  if (raw.length !== 32) throw new RangeError(`The file key is ${raw.length} bytes, not 32`);
+  return await crypto.subtle.importKey(
+    "raw",
+    raw as Uint8Array<ArrayBuffer>,
+    { name: "AES-GCM" },
+    false,
+    ["decrypt"],
+  );
 }
 
 /**
@@ -142,6 +251,7 @@ export interface SendFileOptions {
  * of chunks.
  */
 export async function sendFileFrames(options: SendFileOptions): Promise<number> {
+  if (options.aes) return await sendAesFileFrames(options, options.aes);
   const { file, key, mode, send, signal } = options;
   const fileId = options.fileId ?? crypto.randomUUID();
   const senderPub = options.senderPub === undefined ? {} : { sender_pub: options.senderPub };
@@ -165,6 +275,73 @@ export async function sendFileFrames(options: SendFileOptions): Promise<number> 
   }
   await send("FILE_END", { file_id: fileId });
   return chunks.length;
+}
+
+/**
+ * The AES-GCM form: FILE_START with the wrapped per-file key, chunks of
+ * {@linkcode AES_CHUNK_BYTES}, FILE_END with the signed SHA-256 and size.
+ */
+async function sendAesFileFrames(
+  options: SendFileOptions,
+  aes: NonNullable<SendFileOptions["aes"]>,
+): Promise<number> {
+  const { file, key, mode, send, signal } = options;
+  const fileId = options.fileId ?? crypto.randomUUID();
+  const fileKey = await crypto.subtle.generateKey({ name: "AES-GCM", length: 256 }, true, [
+    "encrypt",
+  ]);
+  const raw = new Uint8Array(await crypto.subtle.exportKey("raw", fileKey));
+  const wrapped = await encryptBlock(key, raw);
+  raw.fill(0);
+  await send("FILE_START", {
+    file_id: fileId,
+    name: file.name,
+    size: file.data.length,
+    sha256: file.sha256,
+    mode,
+    enc: FILE_AES_ENC,
+    key: wrapped,
+    ...(options.senderPub === undefined ? {} : { sender_pub: options.senderPub }),
+  });
+  const chunks = chunkBytes(file.data, AES_CHUNK_BYTES);
+  const total = chunks.length;
+  let sent = 0;
+  let confirming: Promise<unknown> | undefined;
+  try {
+    for (const [index, chunk] of chunks.entries()) {
+      if (signal?.aborted) throw signal.reason ?? new DOMException("Aborted", "AbortError");
+      const ciphertext = await aesEncryptChunk(fileKey, index, chunk);
+      await send("FILE_CHUNK", { file_id: fileId, index, ciphertext, total });
+      sent += chunk.length;
+      options.onProgress?.(sent);
+      if (options.confirm && (index + 1) % AES_CONFIRM_EVERY === 0) {
+        // Paced by the server's answers: wait for the previous window, then ask about this one.
+        await confirming;
+        confirming = options.confirm().catch(() => {});
+      }
+    }
+  } finally {
+    await confirming;
+  }
+  const fileSig = encodeBase64Url(
+    await rsa().sign(
+      aes.privateKey,
+      fileEndPreimage({
+        file_id: fileId,
+        sha256: file.sha256,
+        size: file.data.length,
+        from: aes.from,
+        to: aes.to,
+      }),
+    ),
+  );
+  await send("FILE_END", {
+    file_id: fileId,
+    sha256: file.sha256,
+    size: file.data.length,
+    file_sig: fileSig,
+  });
+  return total;
 }
 
 // Characters that are unsafe in file names on some system, plus controls and bidi overrides.
@@ -236,6 +413,17 @@ export interface FileManifest {
   /** Hex SHA-256 of the file; absent in Group 17's manifests (then nothing can be checked). */
   sha256?: string;
   mode: "dm" | "public";
+  /** {@linkcode FILE_AES_ENC} for AES-GCM chunks; absent for the spec's RSA-OAEP chunks. */
+  enc?: string;
+  /** With `enc`: the per-file key, RSA-OAEP wrapped for this user. */
+  key?: string;
+}
+
+/** What a FILE_END says about the file (an AES-GCM transfer's FILE_END carries all three). */
+export interface FileEndInfo {
+  sha256?: string;
+  size?: number;
+  file_sig?: string;
 }
 
 /** The outcome of a finished incoming transfer. */
@@ -253,6 +441,8 @@ interface Incoming {
   failed?: string;
   touched: number;
   lastPercent: number;
+  /** The per-file key of an AES-GCM transfer (undefined when it could not be unwrapped). */
+  aesKey?: Promise<CryptoKey | undefined>;
 }
 
 /** Options for {@linkcode FileReceiver}. */
@@ -269,6 +459,10 @@ export interface FileReceiverOptions {
   parallelism?: number;
   /** Progress callback (percent steps of at least 5). */
   onProgress?: (sender: string, manifest: FileManifest, percent: number) => void;
+  /** This user's id (the recipient an AES-GCM FILE_END signature names). */
+  self?: string;
+  /** The sender's key, to check an AES-GCM FILE_END signature (without it they are refused). */
+  senderKey?: (sender: string) => Promise<PublicKey>;
 }
 
 /**
@@ -322,7 +516,18 @@ export class FileReceiver {
     if (this.#active.size >= MAX_ACTIVE_TRANSFERS) {
       return `${MAX_ACTIVE_TRANSFERS} transfers are already in progress`;
     }
+    let aesKey: Promise<CryptoKey | undefined> | undefined;
+    if (manifest.enc !== undefined) {
+      if (manifest.enc !== FILE_AES_ENC) return `its encryption "${manifest.enc}" is not known`;
+      if (manifest.key === undefined) return "its FILE_START carries no key";
+      if (this.#options.senderKey === undefined || this.#options.self === undefined) {
+        return "this client cannot check AES-GCM files";
+      }
+      const privateKey = this.#options.privateKey;
+      aesKey = unwrapFileKey(privateKey, manifest.key).catch(() => undefined);
+    }
     this.#active.set(key, {
+      ...(aesKey ? { aesKey } : {}),
       sender,
       manifest,
       chunks: new Map(),
@@ -364,7 +569,17 @@ export class FileReceiver {
   async #decrypt(t: Incoming, index: number, ciphertext: string): Promise<void> {
     let plain: Uint8Array;
     try {
-      plain = await decryptBlock(this.#options.privateKey, ciphertext);
+      if (t.aesKey) {
+        const key = await t.aesKey;
+        if (!key) {
+          t.failed ??= "its key could not be unwrapped with this user's key";
+          t.chunks.clear();
+          return;
+        }
+        plain = await aesDecryptChunk(key, index, ciphertext);
+      } else {
+        plain = await decryptBlock(this.#options.privateKey, ciphertext);
+      }
     } catch {
       t.failed ??= `chunk ${index} could not be decrypted`;
       t.chunks.clear();
@@ -385,8 +600,16 @@ export class FileReceiver {
     }
   }
 
-  /** Handles FILE_END: checks and saves. Returns undefined for an unknown transfer. */
-  async end(sender: string, fileId: string): Promise<ReceiveResult | undefined> {
+  /**
+   * Handles FILE_END: checks and saves. Returns undefined for an unknown transfer. An AES-GCM
+   * transfer is saved only when `info` holds the file's size and SHA-256 signed by the sender,
+   * and they match what arrived.
+   */
+  async end(
+    sender: string,
+    fileId: string,
+    info: FileEndInfo = {},
+  ): Promise<ReceiveResult | undefined> {
     const key = `${sender}\n${fileId}`;
     const t = this.#active.get(key);
     if (!t) return undefined;
@@ -413,8 +636,13 @@ export class FileReceiver {
     }
     // Without a sha256 in the manifest (Group 17) the size is all that can be checked.
     const expected = t.manifest.sha256;
-    if (expected !== undefined && (await sha256Hex(data)) !== expected.toLowerCase()) {
+    const actual = await sha256Hex(data);
+    if (expected !== undefined && actual !== expected.toLowerCase()) {
       return fail("sha256 mismatch");
+    }
+    if (t.aesKey) {
+      const refused = await this.#checkSignedEnd(sender, fileId, info, data.length, actual);
+      if (refused) return fail(refused);
     }
     try {
       const name = sanitizeFileName(t.manifest.name);
@@ -426,6 +654,45 @@ export class FileReceiver {
     } catch (e) {
       return fail(`cannot save it: ${(e as Error).message}`);
     }
+  }
+
+  /** Checks an AES-GCM FILE_END: signed by the sender, same size and SHA-256 as received. */
+  async #checkSignedEnd(
+    sender: string,
+    fileId: string,
+    info: FileEndInfo,
+    size: number,
+    sha256: string,
+  ): Promise<string | undefined> {
+    const { file_sig: sig, sha256: claimed } = info;
+    if (sig === undefined || claimed === undefined || info.size === undefined) {
+      return "its FILE_END carries no signed size and sha256";
+    }
+    if (info.size !== size) return `size mismatch: got ${size} bytes, FILE_END says ${info.size}`;
+    if (claimed.toLowerCase() !== sha256) return "sha256 mismatch with FILE_END";
+    let key: PublicKey;
+    try {
+      key = await this.#options.senderKey!(sender);
+    } catch (e) {
+      return `the sender's key is not known (${errorMessage(e)})`;
+    }
+    let raw: Uint8Array;
+    try {
+      raw = decodeBase64Url(sig);
+    } catch {
+      return "its FILE_END signature is not base64url";
+    }
+    const preimage = fileEndPreimage({
+      file_id: fileId,
+      sha256,
+      size,
+      from: sender,
+      to: this.#options.self!,
+    });
+    if (!(await rsa().verify(key, preimage, raw))) {
+      return "the sender's signature over the file does not verify";
+    }
+    return undefined;
   }
 
   #expire(): void {
@@ -484,6 +751,8 @@ export class FileTransfers {
       downloadsDir: options.downloadsDir,
       ...(options.saveFile ? { save: options.saveFile } : {}),
       now: () => options.clock.now(),
+      self: options.identity.userId,
+      senderKey: (sender) => options.keys.keyFor(sender),
       onProgress: (sender, manifest, percent) =>
         options.onEvent({
           event: "file_progress",
@@ -559,16 +828,25 @@ export class FileTransfers {
           emit({ event: "warn", text: `File not sent to ${presence.who(to)}: ${errorMessage(e)}` });
           continue;
         }
+        // AES-GCM chunks for a client that said it takes them; the spec's chunks otherwise.
+        const aes = presence.hasCap(to, FILE_AES_CAP);
+        const me = this.#o.identity;
         chunks = await sendFileFrames({
           file,
           key,
           mode: isPublic ? "public" : "dm",
           signal: abort,
           senderPub: connection.ownKeyText,
+          ...(aes
+            ? {
+              aes: { from: me.userId, to, privateKey: me.keys.privateKey },
+              confirm: () => connection.barrier(),
+            }
+            : {}),
           send: async (type, payload) => {
             const ts = connection.nextTs();
             const body: JsonObject = { ...payload };
-            if (type === "FILE_CHUNK") {
+            if (type === "FILE_CHUNK" && !aes) {
               // A content signature per chunk, over ciphertext, from, to, ts, file_id, index
               // and total (Group 17's client checks it; others ignore it).
               body.content_sig = await signContent(this.#o.identity.keys.privateKey, {
@@ -641,8 +919,8 @@ export class FileTransfers {
   }
 
   /** FILE_END: checks the file and saves it (or says why not). */
-  async onEnd(env: Envelope, fileId: string): Promise<void> {
-    const result = await this.#receiver.end(senderOf(env), fileId);
+  async onEnd(env: Envelope, fileId: string, info: FileEndInfo = {}): Promise<void> {
+    const result = await this.#receiver.end(senderOf(env), fileId, info);
     if (!result) return this.#log.debug(`FILE_END for unknown file ${fileId}`);
     this.#log.debug(`FILE_END ${fileId}: ${result.ok ? "ok" : result.reason}`);
     const m = result.manifest;

@@ -4,18 +4,24 @@ import {
   encodePublicKey,
   encryptBlock,
   type Envelope,
+  type JsonObject,
+  serializeEnvelope,
   sha256Hex,
   verifyContent,
   verifyEnvelope,
 } from "../shared/mod.ts";
-import { advertise, connected, fixtureKeyPair, type Harness, IDS } from "./_test_util.ts";
+import { advertise, connected, fixtureKeyPair, type Harness, harness, IDS } from "./_test_util.ts";
 import {
+  AES_CHUNK_BYTES,
   chunkBytes,
+  FILE_AES_CAP,
   FILE_CHUNK_BYTES,
+  type FileManifest,
   FileReceiver,
   MAX_FILE_BYTES,
   sanitizeFileName,
   saveUnique,
+  sendFileFrames,
 } from "./file_transfer.ts";
 
 Deno.test("sanitizeFileName() strips folders, traversal and control characters", () => {
@@ -181,6 +187,7 @@ Deno.test("a file sent with sendFile() arrives intact through a relay and is sav
     const start = frames[0]!;
     assert.equal(start.type, "FILE_START");
     assert.equal(start.to, IDS.bob);
+    assert.equal(start.payload["enc"], undefined, "bob announced no capability: spec chunks");
     const p = start.payload;
     assert.deepEqual(
       [p["name"], p["size"], p["sha256"], p["mode"]],
@@ -312,4 +319,170 @@ Deno.test("sendFile() refuses a missing file and a folder with a clear message",
   await advertise(h, IDS.bob, "bob", "user1");
   await assert.rejects(() => h.session.sendFile("bob", "/nonexistent/zzz.bin"), /does not exist/);
   await assert.rejects(() => h.session.sendFile("bob", h.downloads), /not a regular file/);
+});
+
+Deno.test("the client announces file-aes-gcm in USER_HELLO", async () => {
+  await using h = await harness();
+  const started = h.session.start();
+  const hello = await h.server.nextOf("USER_HELLO");
+  assert.deepEqual(hello.payload["caps"], [FILE_AES_CAP]);
+  await h.server.ack();
+  await started;
+});
+
+Deno.test("sendFile() to a client with file-aes-gcm sends AES-GCM chunks that arrive intact", async () => {
+  const src = await Deno.makeTempDir();
+  try {
+    const data = randomBytes(AES_CHUNK_BYTES * 2 + 100);
+    const path = join(src, "big.bin");
+    await Deno.writeFile(path, data);
+    await using alice = await connected();
+    const bobKeys = await fixtureKeyPair("user1");
+    await alice.server.send("USER_ADVERTISE", {
+      user_id: IDS.bob,
+      server_id: alice.server.id,
+      meta: {
+        display_name: "bob",
+        pubkey: encodePublicKey(bobKeys.publicKey),
+        caps: ["x", FILE_AES_CAP],
+      },
+    }, { to: "*" });
+    await alice.events.wait("presence", (e) => e.user_id === IDS.bob && e.online);
+    await using bob = await connected({ user: "user1", userId: IDS.bob, name: "bob" });
+    await advertise(bob, IDS.alice, "alice", "user0");
+
+    const sending = alice.session.sendFile("bob", path);
+    const frames = await collectFile(alice);
+    await answerBarrier(alice);
+    await sending;
+    const start = frames[0]!;
+    assert.deepEqual(
+      [start.payload["enc"], start.payload["size"], start.payload["sha256"]],
+      ["aes-256-gcm", data.length, await sha256Hex(data)],
+    );
+    assert.equal(typeof start.payload["key"], "string");
+    const chunks = frames.filter((f) => f.type === "FILE_CHUNK");
+    assert.equal(chunks.length, 3);
+    for (const c of chunks) {
+      assert.ok(await verifyEnvelope(alice.keys.publicKey, c), "each chunk is transport-signed");
+      assert.equal(c.payload["content_sig"], undefined);
+      assert.equal(c.payload["sender_pub"], undefined);
+      // A full chunk with the longest ids stays under the 65,536-byte user frame limit.
+      const worst = { ...c, from: "x".repeat(64), to: "y".repeat(64) };
+      assert.ok(serializeEnvelope(worst).length < 65_536 - 2048, "room to spare");
+    }
+    const end = frames.at(-1)!;
+    assert.deepEqual([end.payload["sha256"], end.payload["size"]], [
+      start.payload["sha256"],
+      data.length,
+    ]);
+    assert.equal((await alice.events.wait("sent")).parts, 3);
+
+    await relay(bob, [start, chunks[2]!, chunks[0]!, chunks[1]!, end]);
+    const got = await bob.events.wait("file");
+    assert.ok(got.ok, got.reason);
+    assert.equal(got.unverified, undefined);
+    assert.deepEqual(await Deno.readFile(got.path!), data);
+  } finally {
+    await Deno.remove(src, { recursive: true });
+  }
+});
+
+/** `n` random bytes (getRandomValues gives at most 64 KiB at once). */
+function randomBytes(n: number): Uint8Array {
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i += 65_536) crypto.getRandomValues(out.subarray(i, i + 65_536));
+  return out;
+}
+
+/** An AES-GCM transfer from user0 to user1, as frames (type, payload). */
+async function aesFrames(data: Uint8Array): Promise<{ type: string; payload: JsonObject }[]> {
+  const alice = await fixtureKeyPair("user0");
+  const bob = await fixtureKeyPair("user1");
+  const frames: { type: string; payload: JsonObject }[] = [];
+  await sendFileFrames({
+    file: { name: "f.bin", data, sha256: await sha256Hex(data) },
+    key: bob.publicKey,
+    mode: "dm",
+    send: (type, payload) => Promise.resolve(void frames.push({ type, payload: { ...payload } })),
+    aes: { from: IDS.alice, to: IDS.bob, privateKey: alice.privateKey },
+  });
+  return frames;
+}
+
+/** Feeds frames to a fresh receiver for user1 and returns the outcome. */
+async function receiveAes(
+  frames: { type: string; payload: JsonObject }[],
+  dir: string,
+): Promise<{ ok: boolean; reason?: string }> {
+  const alice = await fixtureKeyPair("user0");
+  const bob = await fixtureKeyPair("user1");
+  const r = new FileReceiver({
+    privateKey: bob.privateKey,
+    downloadsDir: dir,
+    now: () => 0,
+    self: IDS.bob,
+    senderKey: () => Promise.resolve(alice.publicKey),
+  });
+  let fileId = "";
+  for (const { type, payload: p } of frames) {
+    if (type === "FILE_START") {
+      fileId = String(p["file_id"]);
+      const refused = r.start(IDS.alice, p as unknown as FileManifest);
+      if (refused) return { ok: false, reason: refused };
+    } else if (type === "FILE_CHUNK") {
+      await r.chunk(IDS.alice, fileId, Number(p["index"]), String(p["ciphertext"]));
+    } else {
+      const result = await r.end(IDS.alice, fileId, p);
+      assert.ok(result);
+      return result.ok ? { ok: true } : { ok: false, reason: result.reason };
+    }
+  }
+  throw new Error("no FILE_END");
+}
+
+Deno.test("FileReceiver refuses AES-GCM files with a tampered chunk, a wrong hash or signature", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const data = crypto.getRandomValues(new Uint8Array(AES_CHUNK_BYTES + 10));
+    const good = await aesFrames(data);
+    assert.deepEqual(await receiveAes(good, dir), { ok: true });
+    const saved = [...Deno.readDirSync(dir)].length;
+    const edit = (i: number, change: JsonObject) =>
+      good.map((f, j) => (j === i ? { type: f.type, payload: { ...f.payload, ...change } } : f));
+    const c = String(good[1]!.payload["ciphertext"]);
+    const flipped = c[10] === "A" ? "B" : "A";
+    const cases: [string, { type: string; payload: JsonObject }[], RegExp][] = [
+      [
+        "tampered chunk",
+        edit(1, { ciphertext: c.slice(0, 10) + flipped + c.slice(11) }),
+        /chunk 0 could not be decrypted/,
+      ],
+      ["chunks swapped", edit(1, { index: 1 }), /could not be decrypted/],
+      ["wrong hash", edit(3, { sha256: "0".repeat(64) }), /sha256 mismatch with FILE_END/],
+      ["wrong size", edit(3, { size: data.length + 1 }), /size mismatch/],
+      ["no signature", edit(3, { file_sig: undefined as unknown as string }), /no signed size/],
+      [
+        "signature for another file",
+        edit(3, { file_sig: String((await aesFrames(data)).at(-1)!.payload["file_sig"]) }),
+        /signature over the file does not verify/,
+      ],
+      ["unknown encryption", edit(0, { enc: "rot13" }), /encryption "rot13" is not known/],
+      [
+        "bad key",
+        edit(0, {
+          key: await encryptBlock((await fixtureKeyPair("user1")).publicKey, new Uint8Array(5)),
+        }),
+        /could not be unwrapped|32/,
+      ],
+    ];
+    for (const [what, frames, reason] of cases) {
+      const got = await receiveAes(frames, dir);
+      assert.equal(got.ok, false, what);
+      assert.match(got.reason!, reason, what);
+    }
+    assert.equal([...Deno.readDirSync(dir)].length, saved, "nothing else saved");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -20,13 +20,15 @@ export interface PresenceEntry {
   pubkey?: string;
   /** The server the user is connected to. */
   server_id?: string;
+  /** What the user's client can take, from `meta.caps` (socp servers only). */
+  caps?: string[];
 }
 
 /** A USER_ADVERTISE payload. */
 export interface Advert {
   user_id: string;
   server_id?: string;
-  meta: { display_name?: string; pubkey?: string };
+  meta: { display_name?: string; pubkey?: string; caps?: string[] };
 }
 
 /** Options for {@linkcode Presence}. */
@@ -113,6 +115,11 @@ export class Presence {
   /** True when the user is online (as far as the directory knows). */
   isOnline(userId: string): boolean {
     return this.#online.has(userId);
+  }
+
+  /** True when the user's server advertised `cap` for the user's client (e.g. `file-aes-gcm`). */
+  hasCap(userId: string, cap: string): boolean {
+    return this.#online.get(userId)?.caps?.includes(cap) ?? false;
   }
 
   /** The key the user's server advertised, if any. */
@@ -229,6 +236,9 @@ export class Presence {
       entry.pubkey = meta.pubkey;
       await this.#observeKey(user_id, meta.pubkey);
     }
+    // Each advert says it all: a user back on a client without the capability loses it.
+    if (meta.caps) entry.caps = meta.caps;
+    else delete entry.caps;
     this.#online.set(user_id, entry);
     if (!was) {
       this.#emit({

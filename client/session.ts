@@ -531,7 +531,7 @@ export class ClientSession implements AsyncDisposable {
       case "FILE_CHUNK":
         return await this.#files.onChunk(env, frame.p);
       case "FILE_END":
-        return await this.#files.onEnd(env, frame.p.file_id);
+        return await this.#files.onEnd(env, frame.p.file_id, frame.p);
       case "USER_ADVERTISE":
         return await this.#presence.onAdvertise(frame.p);
       case "USER_REMOVE":

@@ -47,7 +47,15 @@ export interface OnlineUser {
   pubkey: string | undefined;
   /** Display name from `meta`, decorative only. */
   displayName: string | undefined;
+  /** What the user's client can take (socp: {@linkcode USER_CAPS}), advertised in `meta.caps`. */
+  caps?: string[];
 }
+
+/**
+ * Client capabilities a socp server passes on from USER_HELLO `caps` to USER_ADVERTISE
+ * `meta.caps`: `file-aes-gcm`, the client takes AES-GCM file chunks (docs/protocol.md, "Files").
+ */
+export const USER_CAPS: readonly string[] = ["file-aes-gcm"];
 
 /** The user frame types the hub routes to one recipient. */
 export type DeliveryType =
@@ -330,6 +338,7 @@ export class Hub {
     const meta: JsonObject = {};
     if (user.displayName !== undefined) meta.display_name = user.displayName;
     if (user.pubkey !== undefined) meta.pubkey = user.pubkey;
+    if (user.caps !== undefined && user.caps.length > 0) meta.caps = [...user.caps];
     return { user_id: user.userId, server_id: user.serverId, meta };
   }
 

@@ -32,6 +32,7 @@ import {
   type DeliveryType,
   type Hub,
   isChannelTarget,
+  USER_CAPS,
   type UserLink,
 } from "./hub.ts";
 import { short } from "./log.ts";
@@ -85,7 +86,9 @@ export class ErrorSender {
 export async function checkHello(
   hello: UserHello,
   hub: Hub,
-): Promise<{ pubkey: string; displayName: string | undefined; proven: boolean }> {
+): Promise<
+  { pubkey: string; displayName: string | undefined; proven: boolean; caps: string[] }
+> {
   const env = hello.env;
   const claimed: string = env.from;
   if (!isUuid(env.from)) {
@@ -152,7 +155,9 @@ export async function checkHello(
     });
     await hub.hooks.newUser?.(env.from);
   }
-  return { pubkey, displayName: hello.p.meta.display_name, proven };
+  // Only capabilities this server knows are advertised (a client cannot inject meta).
+  const caps = (hello.p.caps ?? []).filter((c) => USER_CAPS.includes(c));
+  return { pubkey, displayName: hello.p.meta.display_name, proven, caps };
 }
 
 /** How far a USER_HELLO's `hello_ts` may be from this server's clock. */
@@ -347,6 +352,7 @@ export class UserSession implements UserLink {
       userId,
       pubkey: checked.pubkey,
       displayName: checked.displayName,
+      ...(checked.caps.length > 0 ? { caps: checked.caps } : {}),
     });
     try {
       await this.#loop(frames);

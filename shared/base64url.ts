@@ -14,6 +14,13 @@ const LOOKUP: Int16Array = (() => {
   return table;
 })();
 
+/** `Uint8Array.prototype.toBase64` (TC39 proposal, shipped in V8 and other engines). */
+interface NativeBase64 {
+  toBase64(options: { alphabet: "base64url"; omitPadding: boolean }): string;
+}
+const NATIVE_TO_BASE64: boolean =
+  typeof (Uint8Array.prototype as unknown as Partial<NativeBase64>).toBase64 === "function";
+
 /**
  * Encodes bytes as base64url with no padding.
  *
@@ -24,6 +31,10 @@ const LOOKUP: Int16Array = (() => {
  * ```
  */
 export function encodeBase64Url(bytes: Uint8Array): string {
+  // The built-in encoder (Deno, recent browsers) is several times faster on big inputs (files).
+  if (NATIVE_TO_BASE64) {
+    return (bytes as NativeBase64).toBase64({ alphabet: "base64url", omitPadding: true });
+  }
   let out = "";
   let i = 0;
   for (; i + 2 < bytes.length; i += 3) {

@@ -11,7 +11,11 @@ export interface CanonicalJsonOptions {
   ascii?: boolean;
 }
 
+/** Printable ASCII but quote and backslash: written as is (most strings, e.g. base64url). */
+const PLAIN = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
+
 function escapeString(value: string, ascii: boolean): string {
+  if (PLAIN.test(value)) return '"' + value + '"';
   let out = '"';
   for (let i = 0; i < value.length; i++) {
     const c = value.charCodeAt(i);

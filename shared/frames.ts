@@ -34,6 +34,8 @@ interface FrameBase<T extends string, P> {
 export interface UserMeta {
   display_name?: string;
   pubkey?: string;
+  /** socp extension: what the user's client can take (e.g. `file-aes-gcm`, docs/protocol.md). */
+  caps?: string[];
 }
 
 /** USER_HELLO: a user's identifying first frame. */
@@ -42,6 +44,8 @@ export type UserHello = FrameBase<"USER_HELLO", {
   enc_pubkey?: string;
   client?: string;
   meta: UserMeta;
+  /** socp extension: the client's capabilities, copied by a socp server into `meta.caps`. */
+  caps?: string[];
 }>;
 /** MSG_DIRECT (alias MSG_PRIVATE): an end-to-end encrypted DM from a user. */
 export type MsgDirect = FrameBase<"MSG_DIRECT", {
@@ -63,15 +67,27 @@ export type FileStart = FrameBase<"FILE_START", {
   size: number;
   sha256?: string;
   mode: "dm" | "public";
+  /** socp extension: `aes-256-gcm` when the chunks are AES-GCM under a per-file key. */
+  enc?: string;
+  /** With `enc`: the per-file key, RSA-OAEP wrapped for the recipient. */
+  key?: string;
 }>;
-/** FILE_CHUNK: one RSA-OAEP encrypted chunk. */
+/** FILE_CHUNK: one RSA-OAEP encrypted chunk (or AES-GCM, see FILE_START `enc`). */
 export type FileChunk = FrameBase<"FILE_CHUNK", {
   file_id: string;
   index: number;
   ciphertext: string;
 }>;
-/** FILE_END. */
-export type FileEnd = FrameBase<"FILE_END", { file_id: string }>;
+/**
+ * FILE_END; for an `aes-256-gcm` transfer also the file's `sha256`, `size` and `file_sig`, the
+ * sender's signature over them (docs/protocol.md).
+ */
+export type FileEnd = FrameBase<"FILE_END", {
+  file_id: string;
+  sha256?: string;
+  size?: number;
+  file_sig?: string;
+}>;
 /** USER_DELIVER: a DM delivered by the recipient's server. */
 export type UserDeliver = FrameBase<"USER_DELIVER", {
   ciphertext: string;
@@ -382,7 +398,15 @@ function meta(p: JsonObject, type: string): UserMeta {
   if (typeof name === "string" && name.length > 0) out.display_name = clip(name);
   const pubkey = m["pubkey"];
   if (typeof pubkey === "string" && pubkey.length > 0) out.pubkey = pubkey;
+  const caps = capList(m["caps"]);
+  if (caps.length > 0) out.caps = caps;
   return out;
+}
+
+/** At most 16 capability names of at most 64 characters; anything else is dropped. */
+function capList(value: JsonValue | undefined): string[] {
+  if (!Array.isArray(value)) return [];
+  return value.filter((v): v is string => typeof v === "string" && v.length <= 64).slice(0, 16);
 }
 
 function idList(p: JsonObject, type: string, field: string): string[] {
@@ -494,6 +518,8 @@ export function decodeFrame(env: Envelope): Frame | undefined {
       const out: UserHello["p"] = { pubkey: reqString(p, type, "pubkey"), meta: meta(p, type) };
       assign(out, "enc_pubkey", optString(p, type, "enc_pubkey"));
       assign(out, "client", optString(p, type, "client"));
+      const caps = capList(p["caps"]);
+      if (caps.length > 0) out.caps = caps;
       const name = optString(p, type, "display_name");
       if (name && !out.meta.display_name) out.meta.display_name = clip(name);
       return { type, env, p: out };
@@ -524,6 +550,8 @@ export function decodeFrame(env: Envelope): Frame | undefined {
         throw new ProtocolError("BAD_FRAME", 'FILE_START payload field "sha256" is too long');
       }
       assign(out, "sha256", sha256);
+      assign(out, "enc", optString(p, type, "enc"));
+      assign(out, "key", optString(p, type, "key"));
       return { type, env, p: out };
     }
     case "FILE_CHUNK": {
@@ -541,8 +569,14 @@ export function decodeFrame(env: Envelope): Frame | undefined {
         },
       };
     }
-    case "FILE_END":
-      return { type, env, p: { file_id: reqString(p, type, "file_id", 128) } };
+    case "FILE_END": {
+      const out: FileEnd["p"] = { file_id: reqString(p, type, "file_id", 128) };
+      assign(out, "sha256", optString(p, type, "sha256"));
+      const size = p["size"];
+      if (typeof size === "number" && Number.isSafeInteger(size)) out.size = size;
+      assign(out, "file_sig", optString(p, type, "file_sig"));
+      return { type, env, p: out };
+    }
     case "USER_DELIVER": {
       const out: UserDeliver["p"] = {
         ciphertext: reqString(p, type, "ciphertext"),

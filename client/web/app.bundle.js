@@ -907,7 +907,14 @@ var LOOKUP = (() => {
   table["/".charCodeAt(0)] = 63;
   return table;
 })();
+var NATIVE_TO_BASE64 = typeof Uint8Array.prototype.toBase64 === "function";
 function encodeBase64Url(bytes2) {
+  if (NATIVE_TO_BASE64) {
+    return bytes2.toBase64({
+      alphabet: "base64url",
+      omitPadding: true
+    });
+  }
   let out = "";
   let i = 0;
   for (; i + 2 < bytes2.length; i += 3) {
@@ -950,7 +957,9 @@ function decodeBase64Url(text) {
 }
 
 // shared/canonical_json.ts
+var PLAIN = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
 function escapeString(value, ascii) {
+  if (PLAIN.test(value)) return '"' + value + '"';
   let out = '"';
   for (let i = 0; i < value.length; i++) {
     const c = value.charCodeAt(i);
@@ -1434,7 +1443,13 @@ function meta(p, type) {
   if (typeof name === "string" && name.length > 0) out.display_name = clip(name);
   const pubkey = m["pubkey"];
   if (typeof pubkey === "string" && pubkey.length > 0) out.pubkey = pubkey;
+  const caps = capList(m["caps"]);
+  if (caps.length > 0) out.caps = caps;
   return out;
+}
+function capList(value) {
+  if (!Array.isArray(value)) return [];
+  return value.filter((v) => typeof v === "string" && v.length <= 64).slice(0, 16);
 }
 function idList(p, type, field2) {
   const list = optArray(p, type, field2) ?? [];
@@ -1536,6 +1551,8 @@ function decodeFrame(env) {
       };
       assign(out, "enc_pubkey", optString(p, type, "enc_pubkey"));
       assign(out, "client", optString(p, type, "client"));
+      const caps = capList(p["caps"]);
+      if (caps.length > 0) out.caps = caps;
       const name = optString(p, type, "display_name");
       if (name && !out.meta.display_name) out.meta.display_name = clip(name);
       return {
@@ -1578,6 +1595,8 @@ function decodeFrame(env) {
         throw new ProtocolError("BAD_FRAME", 'FILE_START payload field "sha256" is too long');
       }
       assign(out, "sha256", sha2562);
+      assign(out, "enc", optString(p, type, "enc"));
+      assign(out, "key", optString(p, type, "key"));
       return {
         type,
         env,
@@ -1599,14 +1618,20 @@ function decodeFrame(env) {
         }
       };
     }
-    case "FILE_END":
+    case "FILE_END": {
+      const out = {
+        file_id: reqString(p, type, "file_id", 128)
+      };
+      assign(out, "sha256", optString(p, type, "sha256"));
+      const size = p["size"];
+      if (typeof size === "number" && Number.isSafeInteger(size)) out.size = size;
+      assign(out, "file_sig", optString(p, type, "file_sig"));
       return {
         type,
         env,
-        p: {
-          file_id: reqString(p, type, "file_id", 128)
-        }
+        p: out
       };
+    }
     case "USER_DELIVER": {
       const out = {
         ciphertext: reqString(p, type, "ciphertext"),
@@ -2307,6 +2332,9 @@ async function sha256Hex(data) {
 // shared/transport_sig.ts
 async function signPayload(key, payload) {
   return encodeBase64Url(await rsa().sign(key, canonicalBytes(payload)));
+}
+async function signStatement(key, statement2) {
+  return encodeBase64Url(await rsa().sign(key, canonicalBytes(statement2)));
 }
 async function signedEnvelope(key, fields) {
   return {
@@ -3228,8 +3256,8 @@ function statementObject(s) {
     seq: s.seq
   };
 }
-async function signAccountStatement(key, statement2) {
-  return encodeBase64Url(await rsa().sign(key, canonicalBytes(statementObject(statement2))));
+function signAccountStatement(key, statement2) {
+  return signStatement(key, statementObject(statement2));
 }
 function nextAccountSeq(last, now = Date.now) {
   return Math.max(Math.floor(now()), last + 1);
@@ -3250,8 +3278,8 @@ function statement(list) {
     seq: list.seq
   };
 }
-async function signBlockList(key, list) {
-  return encodeBase64Url(await rsa().sign(key, canonicalBytes(statement(list))));
+function signBlockList(key, list) {
+  return signStatement(key, statement(list));
 }
 
 // client/errors.ts
@@ -4851,6 +4879,11 @@ var Connection = class {
         meta: {
           display_name: this.#me.displayName
         },
+        // socp extension: this client takes AES-GCM file chunks (docs/protocol.md, "Files");
+        // a socp server advertises it to others in `meta.caps`, other servers ignore it.
+        caps: [
+          "file-aes-gcm"
+        ],
         // Proof of possession of the key (signed, for this id, fresh): servers require it for
         // account holders and to bind a known key to a new id (docs/security.md).
         user_id: this.#me.userId,
@@ -5317,6 +5350,10 @@ var DirectMessages = class {
 // client/file_transfer.ts
 var MAX_FILE_BYTES = 16 * 1024 * 1024;
 var FILE_CHUNK_BYTES = OAEP_MAX_PLAINTEXT;
+var FILE_AES_CAP = "file-aes-gcm";
+var FILE_AES_ENC = "aes-256-gcm";
+var AES_CHUNK_BYTES = 44 * 1024;
+var AES_CONFIRM_EVERY = 32;
 var MAX_ACTIVE_TRANSFERS = 16;
 var TRANSFER_IDLE_MS = 5 * 6e4;
 var FileTransferError = class extends Error {
@@ -5370,7 +5407,54 @@ function chunkBytes(data, size = FILE_CHUNK_BYTES) {
   for (let i = 0; i < data.length; i += size) out.push(data.subarray(i, i + size));
   return out;
 }
+function fileEndPreimage(fields) {
+  return canonicalBytes({
+    file_id: fields.file_id,
+    from: fields.from,
+    sha256: fields.sha256.toLowerCase(),
+    size: fields.size,
+    to: fields.to,
+    v: "socp-file-end-1"
+  });
+}
+function chunkIv(index) {
+  const iv = new Uint8Array(12);
+  new DataView(iv.buffer).setBigUint64(4, BigInt(index));
+  return iv;
+}
+function chunkAad(index) {
+  const aad = new Uint8Array(8);
+  new DataView(aad.buffer).setBigUint64(0, BigInt(index));
+  return aad;
+}
+async function aesEncryptChunk(key, index, plain) {
+  const sealed = await crypto.subtle.encrypt({
+    name: "AES-GCM",
+    iv: chunkIv(index),
+    additionalData: chunkAad(index)
+  }, key, plain);
+  return encodeBase64Url(new Uint8Array(sealed));
+}
+async function aesDecryptChunk(key, index, text) {
+  const sealed = decodeBase64Url(text);
+  const plain = await crypto.subtle.decrypt({
+    name: "AES-GCM",
+    iv: chunkIv(index),
+    additionalData: chunkAad(index)
+  }, key, sealed);
+  return new Uint8Array(plain);
+}
+async function unwrapFileKey(privateKey, wrapped) {
+  const raw = await decryptBlock(privateKey, wrapped);
+  if (raw.length !== 32) throw new RangeError(`The file key is ${raw.length} bytes, not 32`);
+  return await crypto.subtle.importKey("raw", raw, {
+    name: "AES-GCM"
+  }, false, [
+    "decrypt"
+  ]);
+}
 async function sendFileFrames(options) {
+  if (options.aes) return await sendAesFileFrames(options, options.aes);
   const { file, key, mode, send, signal } = options;
   const fileId = options.fileId ?? crypto.randomUUID();
   const senderPub = options.senderPub === void 0 ? {} : {
@@ -5404,6 +5488,70 @@ async function sendFileFrames(options) {
     file_id: fileId
   });
   return chunks.length;
+}
+async function sendAesFileFrames(options, aes) {
+  const { file, key, mode, send, signal } = options;
+  const fileId = options.fileId ?? crypto.randomUUID();
+  const fileKey = await crypto.subtle.generateKey({
+    name: "AES-GCM",
+    length: 256
+  }, true, [
+    "encrypt"
+  ]);
+  const raw = new Uint8Array(await crypto.subtle.exportKey("raw", fileKey));
+  const wrapped = await encryptBlock(key, raw);
+  raw.fill(0);
+  await send("FILE_START", {
+    file_id: fileId,
+    name: file.name,
+    size: file.data.length,
+    sha256: file.sha256,
+    mode,
+    enc: FILE_AES_ENC,
+    key: wrapped,
+    ...options.senderPub === void 0 ? {} : {
+      sender_pub: options.senderPub
+    }
+  });
+  const chunks = chunkBytes(file.data, AES_CHUNK_BYTES);
+  const total = chunks.length;
+  let sent = 0;
+  let confirming;
+  try {
+    for (const [index, chunk] of chunks.entries()) {
+      if (signal?.aborted) throw signal.reason ?? new DOMException("Aborted", "AbortError");
+      const ciphertext = await aesEncryptChunk(fileKey, index, chunk);
+      await send("FILE_CHUNK", {
+        file_id: fileId,
+        index,
+        ciphertext,
+        total
+      });
+      sent += chunk.length;
+      options.onProgress?.(sent);
+      if (options.confirm && (index + 1) % AES_CONFIRM_EVERY === 0) {
+        await confirming;
+        confirming = options.confirm().catch(() => {
+        });
+      }
+    }
+  } finally {
+    await confirming;
+  }
+  const fileSig = encodeBase64Url(await rsa().sign(aes.privateKey, fileEndPreimage({
+    file_id: fileId,
+    sha256: file.sha256,
+    size: file.data.length,
+    from: aes.from,
+    to: aes.to
+  })));
+  await send("FILE_END", {
+    file_id: fileId,
+    sha256: file.sha256,
+    size: file.data.length,
+    file_sig: fileSig
+  });
+  return total;
 }
 var BAD_NAME_CHARS = /[\x00-\x1f\x7f-\x9f<>:"/\\|?*\u202a-\u202e\u2066-\u2069]/g;
 var WINDOWS_RESERVED = /^(con|prn|aux|nul|com[0-9]|lpt[0-9])(\..*)?$/i;
@@ -5498,7 +5646,20 @@ ${manifest.file_id}`;
     if (this.#active.size >= MAX_ACTIVE_TRANSFERS) {
       return `${MAX_ACTIVE_TRANSFERS} transfers are already in progress`;
     }
+    let aesKey2;
+    if (manifest.enc !== void 0) {
+      if (manifest.enc !== FILE_AES_ENC) return `its encryption "${manifest.enc}" is not known`;
+      if (manifest.key === void 0) return "its FILE_START carries no key";
+      if (this.#options.senderKey === void 0 || this.#options.self === void 0) {
+        return "this client cannot check AES-GCM files";
+      }
+      const privateKey = this.#options.privateKey;
+      aesKey2 = unwrapFileKey(privateKey, manifest.key).catch(() => void 0);
+    }
     this.#active.set(key, {
+      ...aesKey2 ? {
+        aesKey: aesKey2
+      } : {},
       sender,
       manifest,
       chunks: /* @__PURE__ */ new Map(),
@@ -5536,7 +5697,17 @@ ${fileId}`);
   async #decrypt(t, index, ciphertext) {
     let plain;
     try {
-      plain = await decryptBlock(this.#options.privateKey, ciphertext);
+      if (t.aesKey) {
+        const key = await t.aesKey;
+        if (!key) {
+          t.failed ??= "its key could not be unwrapped with this user's key";
+          t.chunks.clear();
+          return;
+        }
+        plain = await aesDecryptChunk(key, index, ciphertext);
+      } else {
+        plain = await decryptBlock(this.#options.privateKey, ciphertext);
+      }
     } catch {
       t.failed ??= `chunk ${index} could not be decrypted`;
       t.chunks.clear();
@@ -5556,8 +5727,12 @@ ${fileId}`);
       this.#options.onProgress?.(t.sender, t.manifest, percent);
     }
   }
-  /** Handles FILE_END: checks and saves. Returns undefined for an unknown transfer. */
-  async end(sender, fileId) {
+  /**
+   * Handles FILE_END: checks and saves. Returns undefined for an unknown transfer. An AES-GCM
+   * transfer is saved only when `info` holds the file's size and SHA-256 signed by the sender,
+   * and they match what arrived.
+   */
+  async end(sender, fileId, info = {}) {
     const key = `${sender}
 ${fileId}`;
     const t = this.#active.get(key);
@@ -5584,8 +5759,13 @@ ${fileId}`;
       return fail(`size mismatch: got ${data.length} bytes, expected ${t.manifest.size}`);
     }
     const expected = t.manifest.sha256;
-    if (expected !== void 0 && await sha256Hex(data) !== expected.toLowerCase()) {
+    const actual = await sha256Hex(data);
+    if (expected !== void 0 && actual !== expected.toLowerCase()) {
       return fail("sha256 mismatch");
+    }
+    if (t.aesKey) {
+      const refused = await this.#checkSignedEnd(sender, fileId, info, data.length, actual);
+      if (refused) return fail(refused);
     }
     try {
       const name = sanitizeFileName(t.manifest.name);
@@ -5601,6 +5781,38 @@ ${fileId}`;
     } catch (e) {
       return fail(`cannot save it: ${e.message}`);
     }
+  }
+  /** Checks an AES-GCM FILE_END: signed by the sender, same size and SHA-256 as received. */
+  async #checkSignedEnd(sender, fileId, info, size, sha2562) {
+    const { file_sig: sig, sha256: claimed } = info;
+    if (sig === void 0 || claimed === void 0 || info.size === void 0) {
+      return "its FILE_END carries no signed size and sha256";
+    }
+    if (info.size !== size) return `size mismatch: got ${size} bytes, FILE_END says ${info.size}`;
+    if (claimed.toLowerCase() !== sha2562) return "sha256 mismatch with FILE_END";
+    let key;
+    try {
+      key = await this.#options.senderKey(sender);
+    } catch (e) {
+      return `the sender's key is not known (${errorMessage(e)})`;
+    }
+    let raw;
+    try {
+      raw = decodeBase64Url(sig);
+    } catch {
+      return "its FILE_END signature is not base64url";
+    }
+    const preimage = fileEndPreimage({
+      file_id: fileId,
+      sha256: sha2562,
+      size,
+      from: sender,
+      to: this.#options.self
+    });
+    if (!await rsa().verify(key, preimage, raw)) {
+      return "the sender's signature over the file does not verify";
+    }
+    return void 0;
   }
   #expire() {
     const cutoff = this.#options.now() - TRANSFER_IDLE_MS;
@@ -5622,6 +5834,8 @@ var FileTransfers = class {
         save: options.saveFile
       } : {},
       now: () => options.clock.now(),
+      self: options.identity.userId,
+      senderKey: (sender) => options.keys.keyFor(sender),
       onProgress: (sender, manifest, percent) => options.onEvent({
         event: "file_progress",
         direction: "receive",
@@ -5705,18 +5919,28 @@ var FileTransfers = class {
           });
           continue;
         }
+        const aes = presence.hasCap(to2, FILE_AES_CAP);
+        const me = this.#o.identity;
         chunks = await sendFileFrames({
           file,
           key,
           mode: isPublic ? "public" : "dm",
           signal: abort,
           senderPub: connection.ownKeyText,
+          ...aes ? {
+            aes: {
+              from: me.userId,
+              to: to2,
+              privateKey: me.keys.privateKey
+            },
+            confirm: () => connection.barrier()
+          } : {},
           send: async (type, payload) => {
             const ts = connection.nextTs();
             const body = {
               ...payload
             };
-            if (type === "FILE_CHUNK") {
+            if (type === "FILE_CHUNK" && !aes) {
               body.content_sig = await signContent(this.#o.identity.keys.privateKey, {
                 ciphertext: String(payload.ciphertext),
                 from: this.#o.identity.userId,
@@ -5800,8 +6024,8 @@ var FileTransfers = class {
     }
   }
   /** FILE_END: checks the file and saves it (or says why not). */
-  async onEnd(env, fileId) {
-    const result = await this.#receiver.end(senderOf(env), fileId);
+  async onEnd(env, fileId, info = {}) {
+    const result = await this.#receiver.end(senderOf(env), fileId, info);
     if (!result) return this.#log.debug(`FILE_END for unknown file ${fileId}`);
     this.#log.debug(`FILE_END ${fileId}: ${result.ok ? "ok" : result.reason}`);
     const m = result.manifest;
@@ -6492,6 +6716,10 @@ var Presence = class {
   isOnline(userId) {
     return this.#online.has(userId);
   }
+  /** True when the user's server advertised `cap` for the user's client (e.g. `file-aes-gcm`). */
+  hasCap(userId, cap) {
+    return this.#online.get(userId)?.caps?.includes(cap) ?? false;
+  }
   /** The key the user's server advertised, if any. */
   advertisedKey(userId) {
     return this.#online.get(userId)?.pubkey;
@@ -6594,6 +6822,8 @@ var Presence = class {
       entry.pubkey = meta2.pubkey;
       await this.#observeKey(user_id, meta2.pubkey);
     }
+    if (meta2.caps) entry.caps = meta2.caps;
+    else delete entry.caps;
     this.#online.set(user_id, entry);
     if (!was) {
       this.#emit({
@@ -8244,7 +8474,7 @@ var ClientSession = class {
       case "FILE_CHUNK":
         return await this.#files.onChunk(env, frame.p);
       case "FILE_END":
-        return await this.#files.onEnd(env, frame.p.file_id);
+        return await this.#files.onEnd(env, frame.p.file_id, frame.p);
       case "USER_ADVERTISE":
         return await this.#presence.onAdvertise(frame.p);
       case "USER_REMOVE":
