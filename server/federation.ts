@@ -30,7 +30,7 @@ import {
 } from "../shared/mod.ts";
 import { type BootstrapEntry, type GroupEntry, loadBootstrap } from "./bootstrap.ts";
 import { defaultBootstrapPath, type ServerConfig } from "./config.ts";
-import { type Delivery, type DeliveryType, type Hub, isChannelTarget } from "./hub.ts";
+import { type Delivery, type DeliveryType, type Hub, isChannelTarget, USER_CAPS } from "./hub.ts";
 import { short } from "./log.ts";
 import type { GroupServer, LinkStatus, Mesh, MeshStatus } from "./mesh.ts";
 import { PeerLink } from "./peer_link.ts";
@@ -1123,11 +1123,15 @@ export class Federation implements Mesh {
             );
           }
         }
+        // Capabilities of the user's client, as its server advertised them (only known ones),
+        // so a socp sender here can use large file chunks with a socp user there.
+        const caps = (frame.p.meta.caps ?? []).filter((c) => USER_CAPS.includes(c));
         const accepted = await hub.remoteAdvertise({
           userId: frame.p.user_id,
           serverId,
           pubkey,
           displayName: frame.p.meta.display_name,
+          ...(caps.length > 0 ? { caps } : {}),
         });
         if (accepted) this.broadcast(text, from);
         return;

@@ -1,7 +1,8 @@
 /**
  * A 2 MiB file between two real client processes on one real server: both clients announce
  * `file-aes-gcm`, so the file goes in AES-GCM chunks of 44 KiB (docs/protocol.md, "Files"), and
- * arrives with the same SHA-256. Speed is measured by bench/file_throughput.ts, never asserted.
+ * arrives with the same SHA-256, also across two linked servers. Speed is measured by
+ * bench/file_throughput.ts, never asserted.
  *
  * @module
  */
@@ -12,6 +13,8 @@ import { sha256Hex } from "../shared/mod.ts";
 import {
   onlineEvent,
   readyClient,
+  type ServerNode,
+  startMesh,
   startServer,
   TIMEOUTS,
   writeClientConfig,
@@ -46,6 +49,35 @@ Deno.test("a 2 MiB file crosses one server between two client processes in AES-G
     assert.equal(file.size, data.length);
     const received = await Deno.readFile(String(file.path));
     assert.equal(await sha256Hex(received), await sha256Hex(data));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a 2 MiB file crosses two linked servers in AES-GCM chunks: capabilities travel with presence", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "socp_test_file_aes_" });
+  try {
+    await using mesh = await startMesh(2);
+    const [a, b] = mesh.nodes as [ServerNode, ServerNode];
+    const aliceConfig = await writeClientConfig(dir, "alice", "user0");
+    const bobConfig = await writeClientConfig(dir, "bob", "user1");
+    await using alice = await readyClient(a.url, aliceConfig.path);
+    await using bob = await readyClient(b.url, bobConfig.path);
+    await alice.waitFor(onlineEvent(bobConfig));
+
+    const data = crypto.getRandomValues(new Uint8Array(65_536));
+    const big = new Uint8Array(2 * 1024 * 1024 + 7);
+    for (let i = 0; i < big.length; i += data.length) big.set(data.subarray(0, big.length - i), i);
+    big[1] = 2;
+    const path = join(dir, "big.bin");
+    await Deno.writeFile(path, big);
+
+    await alice.line(`/file bob ${path}`);
+    const sent = await alice.waitFor("sent", 2 * TIMEOUTS.event);
+    assert.equal(sent.parts, Math.ceil(big.length / (44 * 1024)), "AES-GCM chunks across servers");
+    const file = await bob.waitFor("file", 2 * TIMEOUTS.event);
+    assert.equal(file.ok, true, JSON.stringify(file));
+    assert.equal(await sha256Hex(await Deno.readFile(String(file.path))), await sha256Hex(big));
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
