@@ -17,7 +17,7 @@
  */
 
 import type { AllEvent, DmEvent, FileEvent, FormatOptions, SentEvent } from "./events.ts";
-import { cleanText, shortId } from "./events.ts";
+import { cleanText, shortId } from "./safe_text.ts";
 import { clockTime, paint, SGR, userColor } from "./style.ts";
 
 /** The prefix that marks a message as an action (`/me waves` is shown as `* alice waves`). */

@@ -6,7 +6,8 @@
  * @module
  */
 
-import { cleanText, type FormatOptions, shortId } from "./events.ts";
+import type { FormatOptions } from "./events.ts";
+import { cleanText, shortId } from "./safe_text.ts";
 
 /** A user named in an event: id and the name shown for it. */
 export interface NamedUser {

@@ -86,37 +86,7 @@ var BrowserTrustStore = class {
   }
 };
 
-// client/chat_format.ts
-var ACTION_PREFIX = "/me ";
-var LATE_AFTER_MS = 5 * 6e4;
-function splitAction(text) {
-  return text.startsWith(ACTION_PREFIX) && text.length > ACTION_PREFIX.length ? {
-    text: text.slice(ACTION_PREFIX.length),
-    action: true
-  } : {
-    text,
-    action: false
-  };
-}
-function sentTime(candidates, fallback) {
-  for (const ts of candidates) {
-    if (ts === void 0 || !Number.isFinite(ts) || ts <= 0) continue;
-    return ts > fallback + 864e5 ? fallback : ts;
-  }
-  return fallback;
-}
-function shownText(typed, displayName) {
-  const { text, action } = splitAction(typed);
-  return {
-    text,
-    ...action ? {
-      action: true
-    } : {},
-    from_name: displayName
-  };
-}
-
-// client/events.ts
+// client/safe_text.ts
 function shortId(id) {
   return id.slice(0, 8);
 }
@@ -3536,6 +3506,36 @@ function accountsAnswer(reply) {
     throw new CommandError(`Unexpected ${reply.type} in answer to the account query`);
   }
   return reply.p.accounts;
+}
+
+// client/chat_format.ts
+var ACTION_PREFIX = "/me ";
+var LATE_AFTER_MS = 5 * 6e4;
+function splitAction(text) {
+  return text.startsWith(ACTION_PREFIX) && text.length > ACTION_PREFIX.length ? {
+    text: text.slice(ACTION_PREFIX.length),
+    action: true
+  } : {
+    text,
+    action: false
+  };
+}
+function sentTime(candidates, fallback) {
+  for (const ts of candidates) {
+    if (ts === void 0 || !Number.isFinite(ts) || ts <= 0) continue;
+    return ts > fallback + 864e5 ? fallback : ts;
+  }
+  return fallback;
+}
+function shownText(typed, displayName) {
+  const { text, action } = splitAction(typed);
+  return {
+    text,
+    ...action ? {
+      action: true
+    } : {},
+    from_name: displayName
+  };
 }
 
 // client/server_pins.ts
