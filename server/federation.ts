@@ -541,17 +541,37 @@ export class Federation implements Mesh {
     return out;
   }
 
+  /**
+   * Joins through the first reachable introducer, then keeps dialling every introducer not yet
+   * linked (each is a pinned server of this network) until all are: servers that start at the
+   * same moment still end in a full mesh, although a WELCOME lists only the servers its
+   * introducer knew at that moment.
+   */
   async #joinLoop(): Promise<void> {
     for (let attempt = 0; !this.#abort.signal.aborted; attempt++) {
       for (const entry of this.#bootstrap) {
-        if (this.#links.size > 0 && attempt > 0) return;
-        if (await this.#join(entry)) return;
+        if (this.#abort.signal.aborted) return;
+        if (!this.#linkedToKey(entry.pubkey)) await this.#join(entry);
       }
-      if (this.#links.size > 0) return;
+      const missing = this.#bootstrap.filter((e) => !this.#linkedToKey(e.pubkey)).length;
+      if (missing === 0) return;
       const wait = this.#backoff(attempt);
-      this.#log.warn(`no introducer reachable; retrying in ${Math.round(wait / 1000)} s`);
+      if (this.#links.size === 0) {
+        this.#log.warn(`no introducer reachable; retrying in ${Math.round(wait / 1000)} s`);
+      } else {
+        this.#log.debug(`${missing} introducers not linked yet; dialling again in ${wait} ms`);
+      }
       if (!(await this.#sleep(wait))) return;
     }
+  }
+
+  /** True when a live link goes to the server pinned to `keyText`. */
+  #linkedToKey(keyText: string): boolean {
+    for (const id of this.#links.keys()) {
+      const known = this.#known.get(id);
+      if (known && samePublicKey(known.pubkeyText, keyText)) return true;
+    }
+    return false;
   }
 
   /** SERVER_HELLO_JOIN → SERVER_WELCOME with one introducer; true on success. */
