@@ -250,6 +250,31 @@ async function unwrapFileKey(privateKey: PrivateKey, wrapped: string): Promise<C
  * Sends FILE_START, the encrypted FILE_CHUNKs and FILE_END for one recipient. Returns the number
  * of chunks.
  */
+/**
+ * A progress reporter for sending `file` to `recipients` copies: emits `file_progress` (to
+ * `peer`) each time the whole-percent figure changes; call it with the bytes sent so far.
+ */
+export function sendProgress(
+  emit: EventSink,
+  file: OutgoingFile,
+  options: { peer: string; recipients: number },
+): (done: number) => void {
+  const total = Math.max(1, file.data.length * options.recipients);
+  let lastPercent = -1;
+  return (done) => {
+    const percent = Math.floor((done * 100) / total);
+    if (percent === lastPercent) return;
+    lastPercent = percent;
+    emit({
+      event: "file_progress",
+      direction: "send",
+      name: file.name,
+      peer: options.peer,
+      percent,
+    });
+  };
+}
+
 export async function sendFileFrames(options: SendFileOptions): Promise<number> {
   if (options.aes) return await sendAesFileFrames(options, options.aes);
   const { file, key, mode, send, signal } = options;
@@ -801,19 +826,10 @@ export class FileTransfers {
     }
     const abort = signal ? AbortSignal.any([signal, connection.signal]) : connection.signal;
     const total = Math.max(1, file.data.length * recipients.length);
-    let lastPercent = -1;
-    const progress = (done: number): void => {
-      const percent = Math.floor((done * 100) / total);
-      if (percent === lastPercent) return;
-      lastPercent = percent;
-      emit({
-        event: "file_progress",
-        direction: "send",
-        name: file.name,
-        peer: isPublic ? "public" : recipients[0]!,
-        percent,
-      });
-    };
+    const progress = sendProgress(emit, file, {
+      peer: isPublic ? "public" : recipients[0]!,
+      recipients: recipients.length,
+    });
     let chunks = 0;
     let sent = 0;
     let pending = false;

@@ -36,6 +36,7 @@ import {
   type OutgoingFile,
   readFileForSending,
   sendFileFrames,
+  sendProgress,
 } from "./file_transfer.ts";
 import { type Logger, silentLogger } from "./logger.ts";
 import type { Presence } from "./presence.ts";
@@ -427,19 +428,7 @@ export class Groups {
     }
     const abort = signal ? AbortSignal.any([signal, connection.signal]) : connection.signal;
     const total = Math.max(1, file.data.length * members.length);
-    let lastPercent = -1;
-    const progress = (done: number): void => {
-      const percent = Math.floor((done * 100) / total);
-      if (percent === lastPercent) return;
-      lastPercent = percent;
-      emit({
-        event: "file_progress",
-        direction: "send",
-        name: file.name,
-        peer: group.name,
-        percent,
-      });
-    };
+    const progress = sendProgress(emit, file, { peer: group.name, recipients: members.length });
     await this.#fanOut(group, members, "file", async (to, key, index) => {
       let pending = false;
       const parts = await sendFileFrames({

@@ -61,19 +61,11 @@ export class BlockLists {
   }
 
   async #ownerKey(owner: string) {
-    const online = this.#hub.onlineUser(owner)?.pubkey;
-    const stored = online ? undefined : await this.#hub.store.getUser(owner);
-    const text = online ?? (stored && !stored.deleted ? stored.pubkey : undefined);
+    const text = await this.#hub.knownKey(owner);
     if (text === undefined) {
       throw new ProtocolError("USER_NOT_FOUND", `No key is known for user ${owner}`);
     }
     return await importPublicKeyText(text);
-  }
-
-  async #known(userId: string): Promise<boolean> {
-    if (this.#hub.onlineUser(userId)) return true;
-    const stored = await this.#hub.store.getUser(userId);
-    return stored !== undefined && !stored.deleted;
   }
 
   /** Checks and stores a signed list; throws ProtocolError when it must not be applied. */
@@ -125,7 +117,7 @@ export class BlockLists {
   async set(owner: string, blocked: readonly string[], seq: number, sig: string): Promise<number> {
     for (const id of blocked) {
       if (id === owner) throw new ProtocolError("BAD_REQUEST", "You cannot block yourself");
-      if (!isUuid(id) || !(await this.#known(id))) {
+      if (!isUuid(id) || !(await this.#hub.isKnownUser(id))) {
         throw new ProtocolError("USER_NOT_FOUND", `Unknown user "${id.slice(0, 64)}"`);
       }
     }

@@ -95,12 +95,6 @@ export class ChatGroups {
       .sort((a, b) => a.name.localeCompare(b.name));
   }
 
-  async #known(userId: string): Promise<boolean> {
-    if (this.#hub.onlineUser(userId)) return true;
-    const stored = await this.#hub.store.getUser(userId);
-    return stored !== undefined && !stored.deleted;
-  }
-
   async #save(group: ChatGroup): Promise<void> {
     const now = this.#hub.now();
     await this.#hub.store.replaceGroup(
@@ -164,7 +158,7 @@ export class ChatGroups {
       throw new ProtocolError("BAD_REQUEST", `A group has at most ${MAX_GROUP_MEMBERS} members`);
     }
     for (const id of all) {
-      if (!isUuid(id) || !(await this.#known(id))) {
+      if (!isUuid(id) || !(await this.#hub.isKnownUser(id))) {
         throw new ProtocolError("USER_NOT_FOUND", `Unknown user "${id.slice(0, 64)}"`);
       }
     }
@@ -211,7 +205,7 @@ export class ChatGroups {
         if (members.includes(userId)) {
           throw new ProtocolError("BAD_REQUEST", `That user is in "${group.name}" already`);
         }
-        if (!(await this.#known(userId))) {
+        if (!(await this.#hub.isKnownUser(userId))) {
           throw new ProtocolError("USER_NOT_FOUND", `Unknown user "${userId}"`);
         }
         if (members.length >= MAX_GROUP_MEMBERS) {

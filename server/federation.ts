@@ -1342,11 +1342,7 @@ export class Federation implements Mesh {
   async #admit(d: Delivery, relayed: Relayed): Promise<boolean> {
     const hub = this.#hub;
     const online = d.sender === "" ? undefined : hub.onlineUser(d.sender);
-    let known = online?.pubkey;
-    if (known === undefined && d.sender !== "") {
-      const record = await hub.store.getUser(d.sender);
-      if (record && !record.deleted && record.pubkey !== "") known = record.pubkey;
-    }
+    const known = d.sender === "" ? undefined : await hub.knownKey(d.sender);
     const senderPub = d.payload["sender_pub"];
     if (typeof senderPub === "string" && senderPub !== "") {
       try {

@@ -245,6 +245,21 @@ export class Hub {
   // -------------------------------------------------------------------------------------------
   // Directory
 
+  /** The key this server knows for a user: from presence, else from its live stored record. */
+  async knownKey(userId: string): Promise<string | undefined> {
+    const online = this.#online.get(userId)?.pubkey;
+    if (online !== undefined) return online;
+    const record = await this.store.getUser(userId);
+    return record && !record.deleted && record.pubkey !== "" ? record.pubkey : undefined;
+  }
+
+  /** True when the user is online somewhere or has a live record here. */
+  async isKnownUser(userId: string): Promise<boolean> {
+    if (this.#online.has(userId)) return true;
+    const record = await this.store.getUser(userId);
+    return record !== undefined && !record.deleted;
+  }
+
   /** A user online anywhere, by id. */
   onlineUser(userId: string): OnlineUser | undefined {
     return this.#online.get(userId);
@@ -458,8 +473,7 @@ export class Hub {
       });
     }
     const known = this.#online.get(user.userId);
-    const record = known?.pubkey ? undefined : await this.store.getUser(user.userId);
-    const knownKey = known?.pubkey ?? (record && !record.deleted ? record.pubkey : undefined);
+    const knownKey = await this.knownKey(user.userId);
     if (knownKey !== undefined && user.pubkey !== undefined && knownKey !== user.pubkey) {
       this.log.warn(
         `server ${short(user.serverId)} advertised ${
@@ -503,9 +517,7 @@ export class Hub {
       );
       return undefined;
     }
-    const record = await this.store.getUser(user.userId);
-    const known = this.#online.get(user.userId)?.pubkey ??
-      (record && !record.deleted && record.pubkey !== "" ? record.pubkey : undefined);
+    const known = await this.knownKey(user.userId);
     if (known !== undefined && known !== pubkey) {
       this.log.warn(
         `server ${short(user.serverId)} sent a key for ${

@@ -5453,6 +5453,22 @@ async function unwrapFileKey(privateKey, wrapped) {
     "decrypt"
   ]);
 }
+function sendProgress(emit, file, options) {
+  const total = Math.max(1, file.data.length * options.recipients);
+  let lastPercent = -1;
+  return (done) => {
+    const percent = Math.floor(done * 100 / total);
+    if (percent === lastPercent) return;
+    lastPercent = percent;
+    emit({
+      event: "file_progress",
+      direction: "send",
+      name: file.name,
+      peer: options.peer,
+      percent
+    });
+  };
+}
 async function sendFileFrames(options) {
   if (options.aes) return await sendAesFileFrames(options, options.aes);
   const { file, key, mode, send, signal } = options;
@@ -5889,19 +5905,10 @@ var FileTransfers = class {
       connection.signal
     ]) : connection.signal;
     const total = Math.max(1, file.data.length * recipients.length);
-    let lastPercent = -1;
-    const progress = (done) => {
-      const percent = Math.floor(done * 100 / total);
-      if (percent === lastPercent) return;
-      lastPercent = percent;
-      emit({
-        event: "file_progress",
-        direction: "send",
-        name: file.name,
-        peer: isPublic ? "public" : recipients[0],
-        percent
-      });
-    };
+    const progress = sendProgress(emit, file, {
+      peer: isPublic ? "public" : recipients[0],
+      recipients: recipients.length
+    });
     let chunks = 0;
     let sent = 0;
     let pending = false;
@@ -6279,19 +6286,10 @@ var Groups = class {
       connection.signal
     ]) : connection.signal;
     const total = Math.max(1, file.data.length * members.length);
-    let lastPercent = -1;
-    const progress = (done) => {
-      const percent = Math.floor(done * 100 / total);
-      if (percent === lastPercent) return;
-      lastPercent = percent;
-      emit({
-        event: "file_progress",
-        direction: "send",
-        name: file.name,
-        peer: group.name,
-        percent
-      });
-    };
+    const progress = sendProgress(emit, file, {
+      peer: group.name,
+      recipients: members.length
+    });
     await this.#fanOut(group, members, "file", async (to, key, index) => {
       let pending = false;
       const parts = await sendFileFrames({
