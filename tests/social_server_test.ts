@@ -54,6 +54,18 @@ Deno.test("a block stops DMs and presence across servers, survives a restart, an
   await mallory.dm({ userId: alice.userId, keys: aliceKeys }, "let me in");
   const refused = await mallory.nextError("BLOCKED");
   assert.match(String(refused.payload["detail"]), /has blocked you/);
+  // A list signed with another key (what a server could make up) is refused.
+  const forgedSeq = Date.now() + 1;
+  await alice.sendFrame("BLOCKS_SET", alice.serverId, {
+    blocked: [],
+    seq: forgedSeq,
+    sig: await signBlockList(mallory.keys.privateKey, {
+      user_id: alice.userId,
+      blocked: [],
+      seq: forgedSeq,
+    }),
+  });
+  await alice.nextError("INVALID_SIG");
   // Blocking oneself or an unknown user is refused.
   assert.equal((await setBlocks(alice, [alice.userId])).payload["code"], "BAD_REQUEST");
   assert.equal((await setBlocks(alice, [crypto.randomUUID()])).payload["code"], "USER_NOT_FOUND");

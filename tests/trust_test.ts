@@ -151,6 +151,32 @@ Deno.test("neither a stranger nor a group member can take over, delete or lock o
       record: { ...record, deleted: true, version: Number(record["version"]) + 1 },
     });
     await stranger.nextError("FORBIDDEN");
+    // Nor queues, block lists or groups: every frame of the group's private state.
+    const privateFrames: [string, Record<string, unknown>][] = [
+      ["QUEUE_STORE", {
+        entry_id: "e1",
+        recipient: aliceId,
+        sender: crypto.randomUUID(),
+        frame: "{}",
+        queued_at: 1,
+      }],
+      ["QUEUE_DONE", { entry_ids: ["e1"] }],
+      ["BLOCKS_UPDATE", { user_id: aliceId, blocked: [], seq: 1, sig: "AA" }],
+      ["GROUP_UPDATE", {
+        group: {
+          group_id: crypto.randomUUID(),
+          name: "evil",
+          creator_id: aliceId,
+          created_at: 1,
+          version: 1,
+          members: [aliceId],
+        },
+      }],
+    ];
+    for (const [type, payload] of privateFrames) {
+      await stranger.sendFrame(type, "*", payload as JsonObject);
+      assert.match(String((await stranger.nextError("FORBIDDEN")).payload["detail"]), /group/);
+    }
     for (let i = 0; i < 4; i++) {
       await stranger.sendFrame("LOGIN_FAILURE", "*", {
         username: "alice",
@@ -188,6 +214,22 @@ Deno.test("neither a stranger nor a group member can take over, delete or lock o
       },
     });
     await member.nextError("BAD_KEY");
+    // A block list it made up for alice is not signed by alice's key.
+    await member.sendFrame("BLOCKS_UPDATE", "*", {
+      user_id: aliceId,
+      blocked: [crypto.randomUUID()],
+      seq: Date.now(),
+      sig: await signAccountStatement(attacker.privateKey, {
+        user_id: aliceId,
+        pubkey: String(record["pubkey"]),
+        username: null,
+        privkey_store: null,
+        verifier: null,
+        deleted: false,
+        seq: 1,
+      }),
+    });
+    await member.nextError("INVALID_SIG");
     // Failures it reports count for the address it names, not for the owner's.
     for (let i = 0; i < 4; i++) {
       await member.sendFrame("LOGIN_FAILURE", "*", {
