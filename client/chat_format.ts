@@ -159,17 +159,18 @@ export function formatSent(e: SentEvent, options: FormatOptions = {}): string {
 /** A received file (saved, or rejected). */
 export function formatFile(e: FileEvent, options: FormatOptions = {}): string {
   const s = styleOf(options);
+  const group = e.group === undefined ? undefined : `group ${cleanText(e.group)}`;
   if (!e.ok) {
     return paint(
-      `[error] file "${cleanText(e.name)}" from ${cleanText(e.from_name)} (${
-        shortId(e.from)
-      }) rejected: ${cleanText(e.reason ?? "unknown reason")}; not saved`,
+      `[error] file "${cleanText(e.name)}" from ${cleanText(e.from_name)} (${shortId(e.from)})${
+        group === undefined ? "" : ` in ${group}`
+      } rejected: ${cleanText(e.reason ?? "unknown reason")}; not saved`,
       SGR.red,
       s.on,
     );
   }
   const check = e.unverified ? "NOT checked: the sender sent no sha256" : "sha256 ok";
-  const to = e.mode === "public" ? "all" : "me";
+  const to = group ?? (e.mode === "public" ? "all" : "me");
   return `${stamp(undefined, s)}${name(e.from_name, e.from, s)} → ${to}: file "${
     cleanText(e.name)
   }" (${e.size} bytes, ${check}), saved to ${cleanText(e.path ?? "")}`;

@@ -76,6 +76,9 @@ export interface FileEvent {
   reason?: string;
   /** The sender's manifest had no SHA-256 (Group 17's form): the content was not checked. */
   unverified?: boolean;
+  /** Sent in this group (its id and name), of which the sender is a member. */
+  group_id?: string;
+  group?: string;
 }
 
 /** One entry of a `/list` answer. */

@@ -4,9 +4,10 @@
  * implementations' clients chunks carry at most 446 bytes of plaintext, each RSA-OAEP encrypted
  * under the recipient's key (the spec); to a client that announced `file-aes-gcm` they carry up
  * to 44 KiB, AES-256-GCM under a per-file key wrapped in FILE_START, and FILE_END carries the
- * sender's signature over the file's SHA-256 and size (docs/protocol.md, "Files"). Size and
- * SHA-256 are checked before anything is written, and names from the network never choose the
- * folder.
+ * sender's signature over the file's SHA-256 and size (docs/protocol.md, "Files"). A file sent
+ * in a group (`/file <group>`, groups.ts) is the same copy per member, every frame carrying the
+ * `group_id`. Size and SHA-256 are checked before anything is written, and names from the
+ * network never choose the folder.
  *
  * @module
  */
@@ -247,10 +248,6 @@ async function unwrapFileKey(privateKey: PrivateKey, wrapped: string): Promise<C
 }
 
 /**
- * Sends FILE_START, the encrypted FILE_CHUNKs and FILE_END for one recipient. Returns the number
- * of chunks.
- */
-/**
  * A progress reporter for sending `file` to `recipients` copies: emits `file_progress` (to
  * `peer`) each time the whole-percent figure changes; call it with the bytes sent so far.
  */
@@ -275,6 +272,10 @@ export function sendProgress(
   };
 }
 
+/**
+ * Sends FILE_START, the encrypted FILE_CHUNKs and FILE_END for one recipient. Returns the number
+ * of chunks.
+ */
 export async function sendFileFrames(options: SendFileOptions): Promise<number> {
   if (options.aes) return await sendAesFileFrames(options, options.aes);
   const { file, key, mode, send, signal } = options;
@@ -442,6 +443,8 @@ export interface FileManifest {
   enc?: string;
   /** With `enc`: the per-file key, RSA-OAEP wrapped for this user. */
   key?: string;
+  /** The FILE_START's `group_id`: the file was sent to the members of that group. */
+  group_id?: string;
 }
 
 /** What a FILE_END says about the file (an AES-GCM transfer's FILE_END carries all three). */
@@ -750,6 +753,39 @@ export interface FileTransfersOptions {
   sigVariant?: SigVariantChoice;
   /** Debug logger. */
   log?: Logger;
+  /**
+   * Reports a received file that came with a `group_id` (groups.ts names the group); without
+   * it such a file is reported like any other.
+   */
+  groupFiles?: GroupFileReports;
+}
+
+/** Where {@linkcode FileTransfers} hands the outcome of a file sent in a group. */
+export interface GroupFileReports {
+  /** Emits `event` labelled with the group `groupId` names, once the sender is checked. */
+  reportFile(groupId: string, event: FileEvent): void;
+}
+
+/** Options for {@linkcode FileTransfers.sendCopy}. */
+export interface SendCopyOptions {
+  /** The recipient's key. */
+  key: PublicKey;
+  /** FILE_START `mode`: `"dm"` (also for a group), or `"public"`. */
+  mode: "dm" | "public";
+  /** Puts `group_id` in every FILE_START, FILE_CHUNK and FILE_END: a file sent in a group. */
+  groupId?: string;
+  /** Aborts between chunks (so does the session closing). */
+  signal?: AbortSignal;
+  /** Called with the bytes of this copy sent so far after each chunk. */
+  onProgress?: (sentBytes: number) => void;
+}
+
+/** What {@linkcode FileTransfers.sendCopy} sent. */
+export interface SentCopy {
+  /** FILE_CHUNK frames. */
+  parts: number;
+  /** True when some frames wait in the client until it is connected again. */
+  pending: boolean;
 }
 
 /**
@@ -824,7 +860,6 @@ export class FileTransfers {
       emit({ event: "info", text: "No one else is online; the file was not sent" });
       return;
     }
-    const abort = signal ? AbortSignal.any([signal, connection.signal]) : connection.signal;
     const total = Math.max(1, file.data.length * recipients.length);
     const progress = sendProgress(emit, file, {
       peer: isPublic ? "public" : recipients[0]!,
@@ -844,43 +879,14 @@ export class FileTransfers {
           emit({ event: "warn", text: `File not sent to ${presence.who(to)}: ${errorMessage(e)}` });
           continue;
         }
-        // AES-GCM chunks for a client that said it takes them; the spec's chunks otherwise.
-        const aes = presence.hasCap(to, FILE_AES_CAP);
-        const me = this.#o.identity;
-        chunks = await sendFileFrames({
-          file,
+        const copy = await this.sendCopy(to, file, {
           key,
           mode: isPublic ? "public" : "dm",
-          signal: abort,
-          senderPub: connection.ownKeyText,
-          ...(aes
-            ? {
-              aes: { from: me.userId, to, privateKey: me.keys.privateKey },
-              confirm: () => connection.barrier(),
-            }
-            : {}),
-          send: async (type, payload) => {
-            const ts = connection.nextTs();
-            const body: JsonObject = { ...payload };
-            if (type === "FILE_CHUNK" && !aes) {
-              // A content signature per chunk, over ciphertext, from, to, ts, file_id, index
-              // and total (Group 17's client checks it; others ignore it).
-              body.content_sig = await signContent(this.#o.identity.keys.privateKey, {
-                ciphertext: String(payload.ciphertext),
-                from: this.#o.identity.userId,
-                to,
-                ts,
-                extra: [String(payload.file_id), Number(payload.index), Number(payload.total)],
-              }, connection.contentSigVariant(this.#o.sigVariant ?? "auto"));
-            }
-            const how = await connection.sendEnvelope(
-              { type, from: this.#o.identity.userId, to, ts, payload: body },
-              { signal: abort },
-            );
-            if (how === "queued") pending = true;
-          },
+          ...(signal ? { signal } : {}),
           onProgress: (bytes) => progress(i * file.data.length + bytes),
         });
+        chunks = copy.parts;
+        if (copy.pending) pending = true;
         sent++;
       }
       if (sent === 0) throw new CommandError("The file reached nobody");
@@ -910,15 +916,74 @@ export class FileTransfers {
     }
   }
 
+  /**
+   * Sends one recipient's copy of a file: FILE_START, FILE_CHUNKs, FILE_END. AES-GCM chunks,
+   * paced by the server's answers, for a client that announced {@linkcode FILE_AES_CAP}; the
+   * spec's RSA-OAEP chunks with `sender_pub`, `total` and a `content_sig` otherwise. With
+   * `groupId` every frame carries `group_id` (servers deliver those only between members).
+   * `/file <user>`, `/file public` and `/file <group>` (groups.ts) all send through here.
+   */
+  async sendCopy(to: string, file: OutgoingFile, options: SendCopyOptions): Promise<SentCopy> {
+    const { connection, presence } = this.#o;
+    const me = this.#o.identity;
+    const abort = options.signal
+      ? AbortSignal.any([options.signal, connection.signal])
+      : connection.signal;
+    const group = options.groupId === undefined ? {} : { group_id: options.groupId };
+    // AES-GCM chunks for a client that said it takes them; the spec's chunks otherwise.
+    const aes = presence.hasCap(to, FILE_AES_CAP);
+    let pending = false;
+    const parts = await sendFileFrames({
+      file,
+      key: options.key,
+      mode: options.mode,
+      signal: abort,
+      senderPub: connection.ownKeyText,
+      ...(aes
+        ? {
+          aes: { from: me.userId, to, privateKey: me.keys.privateKey },
+          confirm: () => connection.barrier(),
+        }
+        : {}),
+      send: async (type, payload) => {
+        const ts = connection.nextTs();
+        const body: JsonObject = { ...payload, ...group };
+        if (type === "FILE_CHUNK" && !aes) {
+          // A content signature per chunk, over ciphertext, from, to, ts, file_id, index and
+          // total (Group 17's client checks it; others ignore it).
+          body.content_sig = await signContent(me.keys.privateKey, {
+            ciphertext: String(payload.ciphertext),
+            from: me.userId,
+            to,
+            ts,
+            extra: [String(payload.file_id), Number(payload.index), Number(payload.total)],
+          }, connection.contentSigVariant(this.#o.sigVariant ?? "auto"));
+        }
+        const how = await connection.sendEnvelope(
+          { type, from: me.userId, to, ts, payload: body },
+          { signal: abort },
+        );
+        if (how === "queued") pending = true;
+      },
+      ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+    });
+    return { parts, pending };
+  }
+
   /** FILE_START: starts reassembling, or reports why the file is refused. */
   onStart(env: Envelope, manifest: FileManifest): void {
     const sender = senderOf(env);
     if (this.#receiver.isDuplicate(sender, manifest.file_id)) {
       return this.#log.debug(`copy of FILE_START for ${manifest.file_id} ignored`);
     }
-    const refused = this.#receiver.start(sender, manifest);
+    // The group it was sent in comes from FILE_START; chunks and FILE_END cannot change it.
+    const groupId = fileGroupId(env.payload);
+    const refused = this.#receiver.start(
+      sender,
+      groupId === undefined ? manifest : { ...manifest, group_id: groupId },
+    );
     if (refused) {
-      this.#emitFile(sender, manifest.name, manifest.size, manifest.mode, { reason: refused });
+      this.#emitFile(sender, manifest, { reason: refused }, groupId);
     } else {
       this.#log.debug(`receiving ${manifest.name} (${manifest.size} bytes) from ${sender}`);
     }
@@ -939,15 +1004,13 @@ export class FileTransfers {
     const result = await this.#receiver.end(senderOf(env), fileId, info);
     if (!result) return this.#log.debug(`FILE_END for unknown file ${fileId}`);
     this.#log.debug(`FILE_END ${fileId}: ${result.ok ? "ok" : result.reason}`);
-    const m = result.manifest;
     this.#emitFile(
       result.sender,
-      m.name,
-      m.size,
-      m.mode,
+      result.manifest,
       result.ok
         ? { path: result.path, ...(result.unverified ? { unverified: true } : {}) }
         : { reason: result.reason },
+      result.manifest.group_id,
     );
   }
 
@@ -963,23 +1026,31 @@ export class FileTransfers {
     }
   }
 
+  /** Reports a received file; one sent in a group goes to groups.ts to be named. */
   #emitFile(
     from: string,
-    name: string,
-    size: number,
-    mode: "dm" | "public",
+    manifest: FileManifest,
     outcome: { path: string; unverified?: boolean } | { reason: string },
+    groupId: string | undefined,
   ): void {
     const event: FileEvent = {
       event: "file",
       from,
       from_name: this.#o.presence.nameOf(from),
-      name,
-      size,
-      mode,
+      name: manifest.name,
+      size: manifest.size,
+      mode: manifest.mode,
       ok: "path" in outcome,
       ...outcome,
     };
+    const groups = this.#o.groupFiles;
+    if (groupId !== undefined && groups) return groups.reportFile(groupId, event);
     this.#o.onEvent(event);
   }
+}
+
+/** The `group_id` of a file frame sent in a group (not the public channel's), if it has one. */
+function fileGroupId(payload: JsonObject): string | undefined {
+  const id = payload["group_id"];
+  return typeof id === "string" && id.length > 0 && id !== "public" ? id : undefined;
 }

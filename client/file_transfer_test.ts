@@ -11,6 +11,7 @@ import {
   verifyEnvelope,
 } from "../shared/mod.ts";
 import { advertise, connected, fixtureKeyPair, type Harness, harness, IDS } from "./_test_util.ts";
+import { formatEvent } from "./events.ts";
 import {
   AES_CHUNK_BYTES,
   chunkBytes,
@@ -325,7 +326,7 @@ Deno.test("the client announces file-aes-gcm in USER_HELLO", async () => {
   await using h = await harness();
   const started = h.session.start();
   const hello = await h.server.nextOf("USER_HELLO");
-  assert.deepEqual(hello.payload["caps"], [FILE_AES_CAP]);
+  assert.ok((hello.payload["caps"] as string[]).includes(FILE_AES_CAP));
   await h.server.ack();
   await started;
 });
@@ -485,4 +486,85 @@ Deno.test("FileReceiver refuses AES-GCM files with a tampered chunk, a wrong has
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+const GROUP_ID = "44444444-4444-4444-8444-444444444444";
+
+/** Sends a one-chunk file from alice to bob's session as its server would, with `group_id`. */
+async function sendGroupFile(
+  bob: Harness,
+  text: string,
+  options: { claimed?: string } = {},
+): Promise<void> {
+  const data = new TextEncoder().encode(text);
+  const file_id = crypto.randomUUID();
+  const common = { sender: IDS.alice, group_id: GROUP_ID };
+  await bob.server.send("FILE_START", {
+    file_id,
+    name: "x.txt",
+    size: data.length,
+    sha256: await sha256Hex(new TextEncoder().encode(options.claimed ?? text)),
+    mode: "dm",
+    ...common,
+  });
+  await bob.server.send("FILE_CHUNK", {
+    file_id,
+    index: 0,
+    ciphertext: await encryptBlock(bob.keys.publicKey, data),
+    ...common,
+  });
+  await bob.server.send("FILE_END", { file_id, ...common });
+}
+
+/** Answers the next GROUP_LIST_REQUEST with the group "team" of `members`. */
+async function answerTeam(h: Harness, members: string[]): Promise<void> {
+  await h.server.nextOf("GROUP_LIST_REQUEST");
+  await h.server.send("GROUP_LIST", {
+    groups: [{
+      group_id: GROUP_ID,
+      name: "team",
+      creator_id: IDS.alice,
+      created_at: 1,
+      version: 1,
+      members,
+    }],
+  });
+}
+
+Deno.test("a file that came with a group_id is reported in its group, by name", async () => {
+  await using bob = await connected({ user: "user1", userId: IDS.bob, name: "bob" });
+  await advertise(bob, IDS.alice, "alice", "user0");
+  await sendGroupFile(bob, "the plan");
+  await answerTeam(bob, [IDS.alice, IDS.bob, IDS.carol]);
+  const got = await bob.events.wait("file");
+  assert.ok(got.ok, got.reason);
+  assert.deepEqual([got.from_name, got.group, got.group_id], ["alice", "team", GROUP_ID]);
+  assert.equal(await Deno.readTextFile(got.path!), "the plan");
+  assert.match(
+    formatEvent(got),
+    /alice → group team: file "x\.txt" \(8 bytes, sha256 ok\), saved to /,
+  );
+
+  // A refused one is labelled too (the group is known now: no second GROUP_LIST).
+  await sendGroupFile(bob, "tampered", { claimed: "original" });
+  const bad = await bob.events.wait("file", (e) => !e.ok);
+  assert.equal(bad.group, "team");
+  assert.match(formatEvent(bad), /file "x\.txt" from alice \(\w+\) in group team rejected: sha256/);
+  assert.deepEqual(bob.events.of("warn"), []);
+});
+
+Deno.test("a group file from a sender the server does not list as a member is not shown in the group", async () => {
+  await using bob = await connected({ user: "user1", userId: IDS.bob, name: "bob" });
+  await advertise(bob, IDS.alice, "alice", "user0");
+  await sendGroupFile(bob, "let me in");
+  await answerTeam(bob, [IDS.bob, IDS.carol]);
+  const got = await bob.events.wait("file");
+  assert.ok(got.ok, got.reason);
+  assert.deepEqual([got.group, got.group_id], [undefined, undefined]);
+  assert.match(formatEvent(got), /alice → me: file/);
+  const warn = await bob.events.wait("warn");
+  assert.match(
+    warn.text,
+    /"x\.txt" from alice .*marked for team, which the sender is not a member/,
+  );
 });

@@ -2,9 +2,10 @@
  * Named group chats: `/group create|send|list|members|add|leave|remove`, `/g <name> <text>` and
  * `/file <group> <path>`. The servers keep who is in which group (GROUP_CREATE, GROUP_CHANGE,
  * GROUP_LIST, and GROUP_EVENT notifications); the content is end-to-end encrypted by this
- * client for each *current* member with RSA-OAEP, as the server lists them just before sending,
- * and sent as one MSG_DIRECT (or FILE_*) per member carrying `payload.group_id`. Servers only
- * deliver such frames between members, and queue them for members who are offline.
+ * client for each *current* member, as the server lists them just before sending, and sent as
+ * one MSG_DIRECT per member (RSA-OAEP) or one file copy per member (FILE_*, sent exactly as
+ * `/file <user>` sends it: file_transfer.ts), every frame carrying `payload.group_id`. Servers
+ * only deliver such frames between members, and queue them for members who are offline.
  *
  * The group id is also inside the encryption, as a short prefix of every piece of plaintext
  * ({@linkcode tagGroupText}); a receiver shows a message as a group message only when that
@@ -30,13 +31,15 @@ import { errorMessage, ReplayCache } from "./_util.ts";
 import type { BlockedAnswers } from "./blocked_answers.ts";
 import type { Connection, Identity, SigVariantChoice } from "./connection.ts";
 import { CommandError, ServerError } from "./errors.ts";
-import type { EventSink } from "./events.ts";
+import type { EventSink, FileEvent } from "./events.ts";
 import {
   FileTransferError,
+  type GroupFileReports,
   type OutgoingFile,
   readFileForSending,
-  sendFileFrames,
+  type SendCopyOptions,
   sendProgress,
+  type SentCopy,
 } from "./file_transfer.ts";
 import { type Logger, silentLogger } from "./logger.ts";
 import type { Presence } from "./presence.ts";
@@ -221,6 +224,12 @@ export interface GroupEventPayload {
   by: string;
 }
 
+/** How {@linkcode Groups} sends each member's copy of a file (FileTransfers in file_transfer.ts). */
+export interface GroupFileSender {
+  /** Sends one member's copy, every frame carrying `options.groupId`. */
+  sendCopy(to: string, file: OutgoingFile, options: SendCopyOptions): Promise<SentCopy>;
+}
+
 /** Options for {@linkcode Groups}. */
 export interface GroupsOptions {
   /** The user. */
@@ -239,6 +248,8 @@ export interface GroupsOptions {
   onEvent: EventSink;
   /** content_sig variant to sign with (`auto`: chosen per server). */
   sigVariant: SigVariantChoice;
+  /** Sends files: the same path as `/file <user>`. */
+  files: GroupFileSender;
   /** Debug logger. */
   log?: Logger;
 }
@@ -265,7 +276,7 @@ const utf8 = new TextEncoder();
  * await groups.send("team", "lunch?");
  * ```
  */
-export class Groups {
+export class Groups implements GroupFileReports {
   #o: GroupsOptions;
   #log: Logger;
   /** The groups we are in, by id, as the server last said. */
@@ -405,7 +416,10 @@ export class Groups {
     this.#groups.delete(group.group_id);
   }
 
-  /** `/file <group> <path>`: the file to every other member, encrypted for each. */
+  /**
+   * `/file <group> <path>`: the file to every other current member, encrypted for each and
+   * sent as `/file <user>` sends it (file_transfer.ts), with the `group_id` on every frame.
+   */
   async sendFile(group: ChatGroup, path: string, signal?: AbortSignal): Promise<void> {
     const { connection, identity } = this.#o;
     const emit = this.#o.onEvent;
@@ -426,28 +440,44 @@ export class Groups {
       emit({ event: "info", text: `You are the only member of ${group.name}; nothing was sent` });
       return;
     }
-    const abort = signal ? AbortSignal.any([signal, connection.signal]) : connection.signal;
     const total = Math.max(1, file.data.length * members.length);
     const progress = sendProgress(emit, file, { peer: group.name, recipients: members.length });
-    await this.#fanOut(group, members, "file", async (to, key, index) => {
-      let pending = false;
-      const parts = await sendFileFrames({
-        file,
-        key,
-        mode: "dm",
-        signal: abort,
-        send: async (type, payload) => {
-          const how = await connection.sendFrame(type, to, {
-            ...payload,
-            group_id: group.group_id,
-          }, { signal: abort });
-          if (how === "queued") pending = true;
-        },
-        onProgress: (bytes) => progress(index * file.data.length + bytes),
-      });
-      return { parts, pending };
-    }, { file: file.name, size: file.data.length });
+    await this.#fanOut(
+      group,
+      members,
+      "file",
+      (to, key, index) =>
+        this.#o.files.sendCopy(to, file, {
+          key,
+          mode: "dm",
+          groupId: group.group_id,
+          ...(signal ? { signal } : {}),
+          onProgress: (bytes) => progress(index * file.data.length + bytes),
+        }),
+      { file: file.name, size: file.data.length },
+    );
     progress(total);
+  }
+
+  /**
+   * A received file that came with a `group_id` (from file_transfer.ts): reported in the group
+   * once the sender is checked as a member, in order with the group's messages; otherwise
+   * reported as a file from the sender alone, with a warning.
+   */
+  reportFile(groupId: string, event: FileEvent): void {
+    this.#enqueue(async () => {
+      const group = await this.#groupOf(groupId, event.from);
+      if (!group || !group.members.includes(event.from)) {
+        this.#warn(
+          `The file "${event.name}" from ${this.#o.presence.who(event.from)} was marked for ${
+            group ? `${group.name}, which the sender is not a member of` : "a group not yours"
+          } as far as the server says; it is shown as sent to you alone`,
+        );
+        this.#o.onEvent(event);
+        return;
+      }
+      this.#o.onEvent({ ...event, group_id: group.group_id, group: group.name });
+    });
   }
 
   /** GROUP_EVENT: updates the cache and tells the user (in order with group messages). */
@@ -508,11 +538,7 @@ export class Groups {
       from: m.sender,
       to: me.userId,
     }, m.tsList);
-    let group = this.#groups.get(m.groupId);
-    if (!group || !group.members.includes(m.sender)) {
-      await this.#fetch().catch((e) => this.#log.debug(`GROUP_LIST failed: ${errorMessage(e)}`));
-      group = this.#groups.get(m.groupId);
-    }
+    const group = await this.#groupOf(m.groupId, m.sender);
     if (!group || !group.members.includes(m.sender)) {
       this.#warn(
         `Dropped a group message from ${presence.who(m.sender)}: ${
@@ -531,6 +557,17 @@ export class Groups {
       text,
       ...check,
     });
+  }
+
+  /**
+   * The group `groupId`, asking the server (GROUP_LIST) when it is not known here or does not
+   * list `sender`; undefined when we are not in it. Runs on this module's queue only.
+   */
+  async #groupOf(groupId: string, sender: string): Promise<ChatGroup | undefined> {
+    const group = this.#groups.get(groupId);
+    if (group && group.members.includes(sender)) return group;
+    await this.#fetch().catch((e) => this.#log.debug(`GROUP_LIST failed: ${errorMessage(e)}`));
+    return this.#groups.get(groupId);
   }
 
   #enqueue(task: () => Promise<void>): void {

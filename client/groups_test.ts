@@ -1,21 +1,33 @@
 /**
  * Tests of groups.ts: `/group` parsing, GROUP_CREATE / GROUP_CHANGE / GROUP_LIST, sending one
- * tagged MSG_DIRECT per member, and receiving group messages and GROUP_EVENTs.
+ * tagged MSG_DIRECT per member, `/file <group>`, and receiving group messages, files and
+ * GROUP_EVENTs.
  *
  * @module
  */
 
 import assert from "node:assert/strict";
+import { join } from "node:path";
 import {
   decryptText,
   encodePublicKey,
   encryptText,
   type Envelope,
   type KeyPair,
+  sha256Hex,
   signContent,
+  verifyContent,
 } from "../shared/mod.ts";
-import { advertise, connected, type Harness, IDS, rejectsWith } from "./_test_util.ts";
+import {
+  advertise,
+  connected,
+  fixtureKeyPair,
+  type Harness,
+  IDS,
+  rejectsWith,
+} from "./_test_util.ts";
 import { CommandError, ServerError } from "./errors.ts";
+import { AES_CHUNK_BYTES, FILE_AES_CAP, FILE_AES_ENC, FILE_CHUNK_BYTES } from "./file_transfer.ts";
 import { parseGroupCommand, tagGroupText, untagGroupText } from "./groups.ts";
 
 const GROUP_ID = "44444444-4444-4444-8444-444444444444";
@@ -256,4 +268,111 @@ Deno.test("a group message from a non-member is dropped after checking with the 
   const warn = await h.events.wait("warn", (w) => w.text.includes("Dropped a group message"));
   assert.match(warn.text, /carol .*not a member of team/);
   assert.equal(h.events.of("group_message").length, 0);
+});
+
+/** Advertises a user whose client announced {@linkcode FILE_AES_CAP}. */
+async function advertiseAes(h: Harness, userId: string, name: string, key: "user1" | "user2") {
+  const pair = await fixtureKeyPair(key);
+  await h.server.send("USER_ADVERTISE", {
+    user_id: userId,
+    server_id: h.server.id,
+    meta: { display_name: name, pubkey: encodePublicKey(pair.publicKey), caps: [FILE_AES_CAP] },
+  }, { to: "*" });
+  await h.events.wait("presence", (e) => e.user_id === userId && e.online);
+  return pair;
+}
+
+/** Answers the next GROUP_LIST_REQUEST with `groups`. */
+async function answerGroupList(h: Harness, groups: ReturnType<typeof group>[]): Promise<void> {
+  await h.server.nextOf("GROUP_LIST_REQUEST");
+  await h.server.send("GROUP_LIST", { groups });
+}
+
+/** Delivers frames to a receiver as a socp server would: server-signed, payload plus sender. */
+async function relay(to: Harness, frames: Envelope[]): Promise<void> {
+  for (const f of frames) {
+    await to.server.send(f.type, { ...f.payload, sender: f.from }, { to: f.to, ts: f.ts });
+  }
+}
+
+Deno.test("`/file <group>` sends each member the /file <user> form: AES-GCM or spec chunks, all with group_id", async () => {
+  const src = await Deno.makeTempDir();
+  try {
+    const data = crypto.getRandomValues(new Uint8Array(2000));
+    const path = join(src, "plan.bin");
+    await Deno.writeFile(path, data);
+    await using alice = await connected();
+    await advertiseAes(alice, IDS.bob, "bob", "user1"); // takes AES-GCM chunks
+    await advertise(alice, IDS.carol, "carol", "user2"); // announced nothing
+    const team = group([IDS.alice, IDS.bob, IDS.carol]);
+
+    const sending = alice.session.sendFile("team", path);
+    await answerGroupList(alice, [team]); // finding the group
+    await answerGroupList(alice, [team]); // the members just before sending
+    const frames = (await untilBarrier(alice)).filter((f) => f.type.startsWith("FILE_"));
+    await sending;
+    assert.deepEqual(alice.events.of("warn"), []);
+    assert.ok(frames.every((f) => f.payload["group_id"] === GROUP_ID), "group_id on every frame");
+    const toBob = frames.filter((f) => f.to === IDS.bob);
+    const toCarol = frames.filter((f) => f.to === IDS.carol);
+    assert.equal(toBob.length + toCarol.length, frames.length, "nobody else got a copy");
+
+    // Bob: a per-file key wrapped for him, chunks of up to 44 KiB (one here), a signed FILE_END.
+    assert.deepEqual(toBob.map((f) => f.type), ["FILE_START", "FILE_CHUNK", "FILE_END"]);
+    assert.ok(data.length <= AES_CHUNK_BYTES);
+    const [bobStart, , bobEnd] = toBob as [Envelope, Envelope, Envelope];
+    assert.deepEqual(
+      [bobStart.payload["enc"], bobStart.payload["mode"], bobStart.payload["sha256"]],
+      [FILE_AES_ENC, "dm", await sha256Hex(data)],
+    );
+    assert.equal(typeof bobStart.payload["key"], "string");
+    assert.deepEqual([bobEnd.payload["size"], typeof bobEnd.payload["file_sig"]], [
+      data.length,
+      "string",
+    ]);
+
+    // Carol: the spec's 446-byte RSA-OAEP chunks with the fields Group 17's client reads.
+    const carolStart = toCarol[0]!;
+    assert.equal(carolStart.payload["enc"], undefined);
+    assert.equal(typeof carolStart.payload["sender_pub"], "string");
+    const chunks = toCarol.filter((f) => f.type === "FILE_CHUNK");
+    const total = Math.ceil(data.length / FILE_CHUNK_BYTES);
+    assert.equal(chunks.length, total);
+    assert.ok(chunks.every((c) => c.payload["total"] === total && c.payload["sender_pub"]));
+    assert.equal(
+      await verifyContent(alice.keys.publicKey, String(chunks[2]!.payload["content_sig"]), {
+        ciphertext: String(chunks[2]!.payload["ciphertext"]),
+        from: IDS.alice,
+        to: IDS.carol,
+        extra: [String(carolStart.payload["file_id"]), 2, total],
+      }, [chunks[2]!.ts]),
+      "A",
+    );
+    const sent = await alice.events.wait("group_sent");
+    assert.deepEqual([sent.group, sent.file, sent.size, sent.recipients], [
+      "team",
+      "plan.bin",
+      data.length,
+      2,
+    ]);
+
+    // Both copies arrive intact, each shown as a file in the group.
+    for (
+      const [user, userId, name, copy] of [
+        ["user1", IDS.bob, "bob", toBob],
+        ["user2", IDS.carol, "carol", toCarol],
+      ] as const
+    ) {
+      await using member = await connected({ user, userId, name });
+      await advertise(member, IDS.alice, "alice", "user0");
+      await relay(member, copy);
+      await answerGroupList(member, [team]);
+      const got = await member.events.wait("file");
+      assert.ok(got.ok, got.reason);
+      assert.deepEqual([got.from_name, got.group, got.group_id], ["alice", "team", GROUP_ID]);
+      assert.deepEqual(await Deno.readFile(got.path!), data);
+    }
+  } finally {
+    await Deno.remove(src, { recursive: true });
+  }
 });

@@ -216,6 +216,8 @@ export class ClientSession implements AsyncDisposable {
       ...(options.saveFile ? { saveFile: options.saveFile } : {}),
       clock: options.clock ?? systemClock,
       sigVariant,
+      // Files sent in a group are reported in it (groups.ts checks the sender is a member).
+      groupFiles: { reportFile: (groupId, event) => this.#groups.reportFile(groupId, event) },
     });
     // The social features (/whoelse, /block, /broadcast, /random, /group, private chats).
     const clock = options.clock ?? systemClock;
@@ -256,7 +258,13 @@ export class ClientSession implements AsyncDisposable {
       onEvent,
       sendDirect: (id, text) => this.#dms.send(id, text),
     });
-    this.#groups = new Groups({ ...common, queued, blocked: refusals, sigVariant });
+    this.#groups = new Groups({
+      ...common,
+      queued,
+      blocked: refusals,
+      sigVariant,
+      files: this.#files,
+    });
     this.closed = connection.closed.then(async (end) => {
       await gate.idle();
       return end;

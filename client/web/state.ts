@@ -443,7 +443,11 @@ function onEvent(state: WebState, e: ClientEvent, at: number): WebState {
     }
     case "file": {
       const next = remember(state, e.from, e.from_name);
-      const conversation = e.mode === "public" ? PUBLIC : e.from;
+      const conversation = e.group_id !== undefined
+        ? groupConversation(e.group_id)
+        : e.mode === "public"
+        ? PUBLIC
+        : e.from;
       const file: FileNote = {
         name: displayText(e.name),
         size: e.size,

@@ -202,6 +202,26 @@ Deno.test("`reduce()` shows an outgoing message at once and marks it sent, queue
   assert.deepEqual([failed.status, failed.error], ["failed", "Not connected"]);
 });
 
+Deno.test("`reduce()` files a received group file under its group, not the sender's DMs", () => {
+  const state = run(
+    READY,
+    event({
+      event: "file",
+      from: BOB,
+      from_name: "bob",
+      name: "notes.txt",
+      size: 5,
+      mode: "dm",
+      ok: true,
+      group_id: "g-1",
+      group: "team",
+    }),
+  );
+  assert.equal(state.conversations[BOB], undefined);
+  const [note] = state.conversations[groupConversation("g-1")]!.messages;
+  assert.equal(note!.file?.name, "notes.txt");
+});
+
 Deno.test("`reduce()` shows a received file with its download URL, or why it was refused", () => {
   const state = run(
     READY,
