@@ -24,8 +24,16 @@ import { installRsaBackend } from "../shared/openssl_rsa.ts";
 import { fixtureKeyPair } from "../tests/fixtures/keys.ts";
 import { startServer } from "../tests/support/mod.ts";
 
-const { values } = parseArgs({ args: Deno.args, options: { users: { type: "string" } } });
+const { values } = parseArgs({
+  args: Deno.args,
+  options: { users: { type: "string" }, "no-batch": { type: "boolean" } },
+});
 const SIZES = (values.users ?? "100,1000,2000").split(",").map(Number);
+/**
+ * The capabilities socp's client announces; `--no-batch` leaves out `presence-batch`, as
+ * other implementations' clients do (then every presence frame goes alone).
+ */
+const CAPS = values["no-batch"] ? ["file-aes-gcm"] : ["file-aes-gcm", "presence-batch"];
 
 const backend = installRsaBackend("client", { log: () => {} });
 
@@ -34,6 +42,13 @@ async function cpuSeconds(pid: number): Promise<number> {
   const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** The server's JavaScript heap in use, in KB, from its /metrics. */
+async function heapKb(wsUrl: string): Promise<number> {
+  const response = await fetch(`${wsUrl.replace(/^ws/, "http")}/metrics`);
+  const text = await response.text();
+  return Number(/^socp_heap_used_bytes (\d+)/m.exec(text)?.[1] ?? "0") / 1024;
 }
 
 async function rssKb(pid: number): Promise<number> {
@@ -67,6 +82,7 @@ async function join(url: string): Promise<Conn> {
       pubkey: pub,
       enc_pubkey: pub,
       meta: { display_name: id.slice(0, 8) },
+      caps: CAPS,
       user_id: id,
       hello_ts: Date.now(),
     },
@@ -103,6 +119,7 @@ console.log(
     (signSeconds * 1000).toFixed(1)
   } ms`,
 );
+console.log(`clients' caps: ${CAPS.join(", ")}`);
 console.log("users  time     cpu/user   ≈signatures/user  bytes to a watcher per join  RSS/conn");
 for (const n of SIZES) {
   await using server = await startServer({
@@ -115,6 +132,7 @@ for (const n of SIZES) {
   await watcher.acked;
   conns.push(watcher);
   const rssBefore = await rssKb(pid);
+  const heapBefore = await heapKb(server.url);
   const cpuBefore = await cpuSeconds(pid);
   const bytesBefore = watcher.bytes;
   const start = performance.now();
@@ -128,12 +146,13 @@ for (const n of SIZES) {
   const cpu = (await cpuSeconds(pid)) - cpuBefore;
   const perJoinBytes = (watcher.bytes - bytesBefore) / n;
   const rss = ((await rssKb(pid)) - rssBefore) / n;
+  const heap = ((await heapKb(server.url)) - heapBefore) / n;
   console.log(
     `${String(n).padStart(5)}  ${seconds.toFixed(1).padStart(5)} s  ${
       (cpu / n * 1000).toFixed(1).padStart(6)
     } ms  ${(cpu / n / signSeconds).toFixed(2).padStart(10)}        ${
       perJoinBytes.toFixed(0).padStart(10)
-    } B                ${rss.toFixed(1)} KB`,
+    } B                ${rss.toFixed(1)} KB (JS heap ${heap.toFixed(1)} KB)`,
   );
   for (const c of conns) c.transport.close(1000, "");
 }

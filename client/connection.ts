@@ -796,9 +796,10 @@ export class Connection implements AsyncDisposable {
         pubkey: helloKey,
         enc_pubkey: helloKey,
         meta: { display_name: this.#me.displayName },
-        // socp extension: this client takes AES-GCM file chunks (docs/protocol.md, "Files");
-        // a socp server advertises it to others in `meta.caps`, other servers ignore it.
-        caps: ["file-aes-gcm"],
+        // socp extensions: this client takes AES-GCM file chunks (docs/protocol.md, "Files"),
+        // which a socp server advertises to others in `meta.caps`, and presence in
+        // PRESENCE_BATCH frames ("Presence in batches"). Other servers ignore both.
+        caps: ["file-aes-gcm", "presence-batch"],
         // Proof of possession of the key (signed, for this id, fresh): servers require it for
         // account holders and to bind a known key to a new id (docs/security.md).
         user_id: this.#me.userId,
@@ -1119,6 +1120,7 @@ export class Connection implements AsyncDisposable {
       link.traits.clientWelcome = true;
       return;
     }
+    if (env.type === "PRESENCE_BATCH") return await this.#acceptBatch(link, env);
     if (link.serverKey) {
       if (!env.sig) {
         this.#warn(`Dropped a ${env.type} frame: it has no transport signature`);
@@ -1162,6 +1164,23 @@ export class Connection implements AsyncDisposable {
       this.#waiters.delete(w);
       w.resolve(frame);
     }
+  }
+
+  /**
+   * PRESENCE_BATCH: the server's own signed USER_ADVERTISE / USER_REMOVE frames, collected
+   * (server/presence_batch.ts). Each inner frame is taken as if it had come alone, so its
+   * signature is checked with the server's key like any other frame's.
+   */
+  async #acceptBatch(link: Link, env: Envelope): Promise<void> {
+    let frame: Frame | undefined;
+    try {
+      frame = decodeFrame(env);
+    } catch (e) {
+      this.#warn(`Dropped a malformed PRESENCE_BATCH frame: ${errorMessage(e)}`);
+      return;
+    }
+    if (frame?.type !== "PRESENCE_BATCH") return;
+    for (const inner of frame.p.frames) await this.#accept(link, inner);
   }
 
   #warn(text: string): void {

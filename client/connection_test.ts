@@ -6,7 +6,14 @@
  */
 
 import assert from "node:assert/strict";
-import { encodePublicKey, verifyEnvelope } from "../shared/mod.ts";
+import {
+  encodePublicKey,
+  type Envelope,
+  type JsonObject,
+  serializeEnvelope,
+  signPayload,
+  verifyEnvelope,
+} from "../shared/mod.ts";
 import { withTimeout } from "../tests/support/timeout.ts";
 import { connected, fixtureKeyPair, harness, IDS, rejectsWith } from "./_test_util.ts";
 import { CommandError, HelloError } from "./errors.ts";
@@ -26,7 +33,7 @@ Deno.test("Connection.start() sends a self-signed USER_HELLO and pins the ACK's 
     pubkey: myPub,
     enc_pubkey: myPub,
     meta: { display_name: "alice" },
-    caps: ["file-aes-gcm"],
+    caps: ["file-aes-gcm", "presence-batch"],
     user_id: IDS.alice,
     hello_ts: hello.payload["hello_ts"],
   });
@@ -131,6 +138,51 @@ Deno.test("Connection drops frames with a missing or foreign signature once pinn
   const warnings = h.events.of("warn").map((w) => w.text);
   assert.ok(warnings.some((w) => /no transport signature/.test(w)), warnings.join("\n"));
   assert.ok(warnings.some((w) => /signature is not the server's/.test(w)), warnings.join("\n"));
+});
+
+Deno.test("Connection takes PRESENCE_BATCH frames one by one, checking each inner signature", async () => {
+  await using h = await harness();
+  const started = h.session.start();
+  await h.server.nextOf("USER_HELLO");
+  await h.server.ack();
+  await started;
+  const other = await fixtureKeyPair("server4");
+  const inner = async (id: string, name: string, key: typeof other.privateKey | undefined) => {
+    const payload = { user_id: id, meta: { display_name: name } };
+    const env: Envelope = { type: "USER_ADVERTISE", from: IDS.server, to: "*", ts: 1, payload };
+    if (key) env.sig = await signPayload(key, payload);
+    return asJson(env);
+  };
+  const asJson = (env: Envelope) => JSON.parse(serializeEnvelope(env)) as JsonObject;
+  const remove: Envelope = {
+    type: "USER_REMOVE",
+    from: IDS.server,
+    to: "*",
+    ts: 2,
+    payload: { user_id: IDS.bob },
+  };
+  remove.sig = await signPayload(h.server.keys.privateKey, remove.payload);
+  // Unsigned batch: bob (good), carol (foreign key), dave (no signature), then bob leaves.
+  await h.server.send("PRESENCE_BATCH", {
+    frames: [
+      await inner(IDS.bob, "bob", h.server.keys.privateKey),
+      await inner(IDS.carol, "carol", other.privateKey),
+      await inner("44444444-4444-4444-8444-444444444444", "dave", undefined),
+      asJson(remove),
+    ],
+  }, { sign: "none" });
+  // A batch may not carry other frame types: the whole batch is dropped.
+  await h.server.send("PRESENCE_BATCH", {
+    frames: [{ type: "USER_DELIVER", from: IDS.server, to: IDS.alice, ts: 3, payload: {} }],
+  }, { sign: "none" });
+  await h.server.send("USER_ADVERTISE", { user_id: IDS.server, meta: { display_name: "last" } });
+  await h.events.wait("presence", (e) => e.display_name === "last");
+  const seen = h.events.of("presence").map((e) => `${e.display_name}:${e.online}`);
+  assert.deepEqual(seen, ["bob:true", "bob:false", "last:true"]);
+  const warnings = h.events.of("warn").map((w) => w.text).join("\n");
+  assert.match(warnings, /USER_ADVERTISE frame: its transport signature is not the server's/);
+  assert.match(warnings, /USER_ADVERTISE frame: it has no transport signature/);
+  assert.match(warnings, /malformed PRESENCE_BATCH frame: .*only USER_ADVERTISE and USER_REMOVE/);
 });
 
 Deno.test("Connection reports a server-side close", async () => {

@@ -610,6 +610,8 @@ export class ClientSession implements AsyncDisposable {
       case "GROUP_LIST":
       case "GROUP_UPDATE":
       case "USER_UPDATE":
+      // Unpacked by the connection, which hands on each inner frame.
+      case "PRESENCE_BATCH":
         return this.#log.debug(`ignoring ${frame.type}`);
       default: {
         const never: never = frame;

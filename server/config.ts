@@ -101,7 +101,7 @@ Options (environment variable in brackets):
   --bootstrap <file>         bootstrap.yaml with introducers [SOCP_BOOTSTRAP]
                              (default <data-dir>/bootstrap.yaml when it exists)
   --advertise-host <addr>    address other servers dial [SOCP_ADVERTISE_HOST] (default --host)
-  --max-frame-bytes <n>      largest user frame (default 65536)
+  --max-frame-bytes <n>      largest user frame (default 65536, at least 8192)
   --max-server-frame-bytes <n> largest server frame (default 1048576)
   --max-file-bytes <n>       largest file transfer (default 16777216)
   --rate <n>                 frames per second per connection (default 1000)
@@ -230,7 +230,9 @@ export function parseServerArgs(
     advertiseHost: advertise,
     dataDir,
     bootstrapPath: values.bootstrap ?? env.SOCP_BOOTSTRAP ?? undefined,
-    maxUserFrameBytes: intOption("max-frame-bytes", values["max-frame-bytes"], 65_536, 1024),
+    // Below 8 KiB a client could not say hello (a USER_HELLO with RSA-4096 keys is some 2.5 KB)
+    // or register (REGISTER carries the sealed private key, some 5 KB).
+    maxUserFrameBytes: intOption("max-frame-bytes", values["max-frame-bytes"], 65_536, 8192),
     maxServerFrameBytes: intOption(
       "max-server-frame-bytes",
       values["max-server-frame-bytes"],

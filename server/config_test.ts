@@ -94,3 +94,11 @@ Deno.test("`parseServerArgs()` reads --metrics-listen host:port, [v6]:port and S
     );
   }
 });
+
+Deno.test("`parseServerArgs()` refuses a frame limit too small for a USER_HELLO or REGISTER", () => {
+  assert.throws(
+    () => parseServerArgs(["--max-frame-bytes", "2048"], {}),
+    /--max-frame-bytes must be an integer ≥ 8192, got "2048"/,
+  );
+  assert.equal(parseServerArgs(["--max-frame-bytes", "8192"], {}).config.maxUserFrameBytes, 8192);
+});

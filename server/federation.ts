@@ -950,6 +950,8 @@ export class Federation implements Mesh {
   }
 
   async #readLoop(link: PeerLink, frames: AsyncIterator<string>): Promise<void> {
+    // What this link's frames cause to be signed shares the cores fairly with user connections.
+    using lane = this.#hub.signer.lane(`server ${link.serverId ?? "?"}`);
     try {
       while (true) {
         const next = await frames.next();
@@ -957,7 +959,7 @@ export class Federation implements Mesh {
         if (next.done || link.state === "closed") break;
         link.touch();
         try {
-          await this.#handle(link, next.value);
+          await lane.run(() => this.#handle(link, next.value));
         } catch (error) {
           await this.#report(link, error);
         }
@@ -1286,6 +1288,7 @@ export class Federation implements Mesh {
       case "GROUP_LIST_REQUEST":
       case "GROUP_LIST":
       case "GROUP_EVENT":
+      case "PRESENCE_BATCH":
         throw new ProtocolError("BAD_FRAME", `${frame.type} is not a server-to-server frame`);
       default: {
         const never: never = frame;

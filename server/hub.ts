@@ -26,6 +26,7 @@ import type { Mesh } from "./mesh.ts";
 import { ServerMetrics } from "./metrics.ts";
 import type { Clock } from "./rate_limit.ts";
 import { SeenCache, seenKey, stripRelayKeys } from "./seen_cache.ts";
+import { SignScheduler } from "./sign_scheduler.ts";
 
 /** A connected local user, as the hub sees it. */
 export interface UserLink {
@@ -33,6 +34,11 @@ export interface UserLink {
   readonly userId: string;
   /** Sends one frame (JSON text) to the user. */
   sendText(text: string): void;
+  /**
+   * Sends one signed USER_ADVERTISE or USER_REMOVE; a link may collect these into batches
+   * (server/presence_batch.ts). Without it, {@linkcode sendText} is used.
+   */
+  sendPresence?(text: string): void;
   /** Closes the connection. */
   close(code: number, reason: string): void;
 }
@@ -56,6 +62,12 @@ export interface OnlineUser {
  * `meta.caps`: `file-aes-gcm`, the client takes AES-GCM file chunks (docs/protocol.md, "Files").
  */
 export const USER_CAPS: readonly string[] = ["file-aes-gcm"];
+
+/** Sends a presence frame on `link`, in a batch when the link collects them. */
+function presenceTo(link: UserLink, text: string): void {
+  if (link.sendPresence) link.sendPresence(text);
+  else link.sendText(text);
+}
 
 /** The user frame types the hub routes to one recipient. */
 export type DeliveryType =
@@ -109,6 +121,8 @@ export interface HubOptions {
   channelBatchMs?: number;
   /** Metrics of this server (default: a fresh registry). */
   metrics?: ServerMetrics;
+  /** Admission of this server's signatures (default: a scheduler sized to the cores). */
+  signer?: SignScheduler;
 }
 
 /** The routing core of one server. */
@@ -125,6 +139,8 @@ export class Hub {
   readonly seen: SeenCache;
   /** Metrics of this server. */
   readonly metrics: ServerMetrics;
+  /** Every signature this server makes waits here for a slot, fairly across connections. */
+  readonly signer: SignScheduler;
   /** Hooks for offline delivery. */
   hooks: HubHooks = {};
   #clock: Clock;
@@ -158,6 +174,7 @@ export class Hub {
     this.#clock = options.clock ?? Date.now;
     this.seen = new SeenCache({ clock: this.#clock });
     this.metrics = options.metrics ?? new ServerMetrics();
+    this.signer = options.signer ?? new SignScheduler();
     this.#channelBatchMs = options.channelBatchMs ?? 0;
   }
 
@@ -207,9 +224,16 @@ export class Hub {
   }
 
   async #sign(fields: Omit<Envelope, "sig">): Promise<{ env: Envelope; text: string }> {
-    const started = this.metrics.now();
-    const env = await signedEnvelope(this.identity.privateKey, fields);
-    this.metrics.frameSigned(fields.type, fields.payload, (this.metrics.now() - started) / 1000);
+    const queuedAt = this.metrics.now();
+    let started = queuedAt;
+    const env = await this.signer.schedule(() => {
+      started = this.metrics.now();
+      return signedEnvelope(this.identity.privateKey, fields);
+    });
+    this.metrics.frameSigned(fields.type, fields.payload, {
+      seconds: (this.metrics.now() - started) / 1000,
+      waitSeconds: (started - queuedAt) / 1000,
+    });
     return { env, text: serializeEnvelope(env) };
   }
 
@@ -296,7 +320,7 @@ export class Hub {
    */
   sendPresence(text: string, subject: string, except?: string): void {
     for (const [id, link] of this.#local) {
-      if (id !== except && !this.hiddenFrom(id, subject)) link.sendText(text);
+      if (id !== except && !this.hiddenFrom(id, subject)) presenceTo(link, text);
     }
   }
 
@@ -396,7 +420,7 @@ export class Hub {
           this.emit("USER_ADVERTISE", link.userId, this.advertPayload(u))
       ),
     );
-    for (const text of catchUp) link.sendText(text);
+    for (const text of catchUp) presenceTo(link, text);
     const advert = await this.gossip("USER_ADVERTISE", this.advertPayload(entry));
     this.#advertTexts.set(link.userId, advert);
     this.sendPresence(advert, link.userId, link.userId);
@@ -815,7 +839,9 @@ export class Hub {
     if (shares.length === 0) return;
     const creatorPub = this.identity.publicKeyText;
     const contentSig = encodeBase64Url(
-      await rsa().sign(this.identity.privateKey, await keySharePreimage(shares, creatorPub)),
+      await this.signer.schedule(async () =>
+        rsa().sign(this.identity.privateKey, await keySharePreimage(shares, creatorPub))
+      ),
     );
     const text = await this.emit("PUBLIC_CHANNEL_KEY_SHARE", "*", {
       shares,

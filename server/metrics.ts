@@ -310,6 +310,8 @@ export interface GaugeValues {
   links: readonly LinkStatus[];
   /** Frames in the offline queue, or `undefined` when storage could not be read. */
   offlineQueueFrames: number | undefined;
+  /** Signatures waiting in the signing scheduler (no sample when absent). */
+  signWaiting?: number;
 }
 
 /** Options for {@linkcode ServerMetrics}. */
@@ -372,6 +374,27 @@ export class ServerMetrics {
     "Time to sign one envelope, in seconds.",
     SIGN_BUCKETS,
   );
+  readonly #signWaitSeconds = this.#registry.histogram(
+    "socp_sign_wait_seconds",
+    "Time one envelope waited for a slot in the signing scheduler, in seconds.",
+    SIGN_BUCKETS,
+  );
+  readonly #backpressure = this.#registry.counter(
+    "socp_backpressure_pauses_total",
+    "Times a user connection stopped being read because its signatures waited too long.",
+  );
+  readonly #residentBytes = this.#registry.gauge(
+    "socp_process_resident_bytes",
+    "Resident memory of the server process, in bytes.",
+  );
+  readonly #heapUsedBytes = this.#registry.gauge(
+    "socp_heap_used_bytes",
+    "JavaScript heap in use (live objects and garbage not yet collected), in bytes.",
+  );
+  readonly #signWaiting = this.#registry.gauge(
+    "socp_sign_waiting",
+    "Signatures waiting for a slot in the signing scheduler.",
+  );
   readonly #deliverySeconds = this.#registry.histogram(
     "socp_dm_delivery_seconds",
     "Time from a user's MSG_DIRECT arriving to its USER_DELIVER or SERVER_DELIVER being sent, in seconds.",
@@ -412,9 +435,14 @@ export class ServerMetrics {
    * This server signed a frame of `type` in `seconds` (to be sent): one signature, one frame
    * out, and for an ERROR one error of `payload.code`.
    */
-  frameSigned(type: string, payload: { readonly [key: string]: unknown }, seconds: number): void {
+  frameSigned(
+    type: string,
+    payload: { readonly [key: string]: unknown },
+    time: { seconds: number; waitSeconds?: number },
+  ): void {
     this.#signatures.inc();
-    this.#signSeconds.observe(seconds);
+    this.#signSeconds.observe(time.seconds);
+    if (time.waitSeconds !== undefined) this.#signWaitSeconds.observe(time.waitSeconds);
     const label = frameTypeLabel(type);
     this.#framesOut.inc({ type: label });
     if (label === "ERROR") {
@@ -441,6 +469,11 @@ export class ServerMetrics {
     if (blocked) this.#loginBlocks.inc();
   }
 
+  /** A user connection paused reading for backpressure. */
+  backpressure(): void {
+    this.#backpressure.inc();
+  }
+
   /** The text exposition, with the gauges set from `gauges`. */
   render(gauges: GaugeValues): string {
     this.#usersConnected.set([{ value: gauges.usersConnected }]);
@@ -452,6 +485,10 @@ export class ServerMetrics {
     this.#queueFrames.set(
       gauges.offlineQueueFrames === undefined ? [] : [{ value: gauges.offlineQueueFrames }],
     );
+    this.#signWaiting.set(gauges.signWaiting === undefined ? [] : [{ value: gauges.signWaiting }]);
+    const memory = Deno.memoryUsage();
+    this.#residentBytes.set([{ value: memory.rss }]);
+    this.#heapUsedBytes.set([{ value: memory.heapUsed }]);
     return this.#registry.render();
   }
 }

@@ -99,9 +99,14 @@ Deno.test("`ServerMetrics.render()` starts with every counter at zero and sets t
       { server_id: "c-server", state: "connecting", group: false },
     ],
     offlineQueueFrames: 7,
+    signWaiting: 5,
   });
   const s = samples(text);
   assert.equal(s.get("socp_users_connected"), "3");
+  assert.equal(s.get("socp_sign_waiting"), "5");
+  assert.equal(s.get("socp_backpressure_pauses_total"), "0");
+  assert.ok(Number(s.get("socp_process_resident_bytes")) > 1_000_000, "a real process's RSS");
+  assert.ok(Number(s.get("socp_heap_used_bytes")) > 0);
   assert.equal(s.get("socp_servers_linked"), "1");
   assert.equal(s.get('socp_link_up{server_id="b-server",group="true"}'), "1");
   assert.equal(s.get('socp_link_up{server_id="c-server",group="false"}'), "0");
@@ -137,10 +142,10 @@ Deno.test("`ServerMetrics` counts frames by type, collapsing unknown types into 
 
 Deno.test("`ServerMetrics.frameSigned()` counts a signature, a frame out and an ERROR's code", () => {
   const metrics = new ServerMetrics();
-  metrics.frameSigned("USER_DELIVER", {}, 0.004);
-  metrics.frameSigned("ERROR", { code: "RATE_LIMIT" }, 0.02);
-  metrics.frameSigned("ERROR", { code: "MADE_UP_BY_A_PEER" }, 0.02);
-  metrics.frameSigned("ERROR", {}, 0.02);
+  metrics.frameSigned("USER_DELIVER", {}, { seconds: 0.004, waitSeconds: 0.03 });
+  metrics.frameSigned("ERROR", { code: "RATE_LIMIT" }, { seconds: 0.02 });
+  metrics.frameSigned("ERROR", { code: "MADE_UP_BY_A_PEER" }, { seconds: 0.02 });
+  metrics.frameSigned("ERROR", {}, { seconds: 0.02 });
   const s = samples(metrics.render({ usersConnected: 0, links: [], offlineQueueFrames: 0 }));
   assert.equal(s.get("socp_signatures_total"), "4");
   assert.equal(s.get("socp_sign_seconds_count"), "4");
@@ -149,6 +154,9 @@ Deno.test("`ServerMetrics.frameSigned()` counts a signature, a frame out and an 
   assert.equal(s.get('socp_frames_out_total{type="ERROR"}'), "3");
   assert.equal(s.get('socp_errors_sent_total{code="RATE_LIMIT"}'), "1");
   assert.equal(s.get('socp_errors_sent_total{code="other"}'), "2");
+  assert.equal(s.get("socp_sign_wait_seconds_count"), "1");
+  assert.equal(s.get('socp_sign_wait_seconds_bucket{le="0.025"}'), "0");
+  assert.equal(s.get('socp_sign_wait_seconds_bucket{le="0.05"}'), "1");
 });
 
 Deno.test("`ServerMetrics.delivered()` observes DMs with an arrival time only", () => {

@@ -18,6 +18,8 @@ export * from "./log.ts";
 export * from "./mesh.ts";
 export * from "./rate_limit.ts";
 export * from "./seen_cache.ts";
+export * from "./sign_scheduler.ts";
+export * from "./presence_batch.ts";
 export * from "./server.ts";
 export * from "./user_session.ts";
 export * from "./run.ts";

@@ -34,6 +34,7 @@ import { BlockLists } from "./block_lists.ts";
 import { ChatGroups } from "./chat_groups.ts";
 import { prepareDataDir } from "./data_dir.ts";
 import { KeyedTokenBuckets } from "./rate_limit.ts";
+import type { SignLane } from "./sign_scheduler.ts";
 import { join } from "node:path";
 
 /** Joins within this window are announced to the public channel together (one batch). */
@@ -49,6 +50,12 @@ export const SERVER_FIRST_TYPES: ReadonlySet<string> = new Set([
 
 /** How long a new connection may take to send its first frame. */
 const FIRST_FRAME_TIMEOUT_MS = 10_000;
+
+/**
+ * Unread frames one user connection may have queued, in largest frames: far more than a client
+ * that waits for answers ever has, so only a flood reaches it (the connection is then closed).
+ */
+const USER_INBOX_FRAMES = 256;
 
 /** Options for {@linkcode SocpServer.start}. */
 export interface StartOptions {
@@ -213,8 +220,12 @@ export class SocpServer implements AsyncDisposable, OperatorEndpoints {
           upgrade: (request, info) => {
             const remote = `${info.remoteAddr.hostname}:${info.remoteAddr.port}`;
             const { socket, response } = Deno.upgradeWebSocket(request, { idleTimeout: 0 });
-            const transport = webSocketTransport(socket);
-            this.#track(this.#accept(transport, remote), transport);
+            // A user's unread frames are bounded (see UserSession's backpressure); a server
+            // link's catch-up may legitimately queue more, and its frames are read at once.
+            let inboxLimit = USER_INBOX_FRAMES * this.config.maxUserFrameBytes;
+            const transport = webSocketTransport(socket, { maxQueuedChars: () => inboxLimit });
+            const onServer = () => (inboxLimit = Infinity);
+            this.#track(this.#accept(transport, remote, onServer), transport);
             return response;
           },
         }),
@@ -264,6 +275,7 @@ export class SocpServer implements AsyncDisposable, OperatorEndpoints {
       usersConnected: this.hub.localUserIds().length,
       links: this.#mesh?.status().links ?? [],
       offlineQueueFrames: queued,
+      signWaiting: this.hub.signer.waiting,
     });
   }
 
@@ -278,8 +290,23 @@ export class SocpServer implements AsyncDisposable, OperatorEndpoints {
     this.#sessions.add(done);
   }
 
-  /** Takes a connection (also used by tests with in-memory transports). */
-  async #accept(transport: Transport, remote: string): Promise<void> {
+  /**
+   * Takes a connection (also used by tests with in-memory transports). Everything it signs
+   * queues on a signing lane of its own, so it gets a fair share of the cores.
+   */
+  async #accept(transport: Transport, remote: string, onServer?: () => void): Promise<void> {
+    using lane = this.hub.signer.lane(remote);
+    await lane.run(() => this.#acceptOn({ lane, transport, remote, onServer }));
+  }
+
+  async #acceptOn(
+    { lane, transport, remote, onServer }: {
+      lane: SignLane;
+      transport: Transport;
+      remote: string;
+      onServer: (() => void) | undefined;
+    },
+  ): Promise<void> {
     const frames = transport[Symbol.asyncIterator]();
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<"timeout">((resolve) => {
@@ -298,6 +325,7 @@ export class SocpServer implements AsyncDisposable, OperatorEndpoints {
       if (SERVER_FIRST_TYPES.has(env.type)) {
         this.hub.metrics.frameIn(env.type);
         if (!this.#mesh) throw new ProtocolError("UNKNOWN_TYPE", "This server does not federate");
+        onServer?.();
         this.#mesh.acceptServer(transport, env, remote);
         await transport.closed;
         return;
@@ -334,6 +362,7 @@ export class SocpServer implements AsyncDisposable, OperatorEndpoints {
         registerLimit: this.#registerLimit,
         blocks: this.blocks,
         groups: this.groups,
+        lane,
       });
       await session.run(frame, frames);
     } catch (error) {

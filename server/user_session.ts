@@ -37,6 +37,8 @@ import {
 } from "./hub.ts";
 import { short } from "./log.ts";
 import { type Clock, type KeyedTokenBuckets, TokenBucket } from "./rate_limit.ts";
+import type { SignLane } from "./sign_scheduler.ts";
+import { PRESENCE_BATCH_CAP, PresenceBatcher } from "./presence_batch.ts";
 import { type Accounts, addressOf } from "./accounts.ts";
 import type { BlockLists } from "./block_lists.ts";
 import type { ChatGroups } from "./chat_groups.ts";
@@ -48,10 +50,26 @@ const UNSIGNED_OK: ReadonlySet<string> = new Set(["HEARTBEAT", "CTRL_CLOSE", "AC
 const MAX_IN_FLIGHT = 64;
 
 /**
+ * Backpressure: when this connection's oldest signature has waited longer than this for the
+ * server's signing scheduler, reading pauses until at most {@linkcode RESUME_PENDING} of its
+ * signatures are left, so a connection that sends faster than its share of the cores is slowed
+ * instead of growing a queue of signatures. What it sends meanwhile waits in its transport's
+ * inbox, which is bounded (see `webSocketTransport`'s `maxQueuedChars`).
+ */
+const SIGN_BACKLOG_MS = 200;
+const RESUME_PENDING = 4;
+
+/**
  * ACCOUNTS_REQUEST per connection: 5 per 10 s, bursts of 10 (each one reads every account
  * record; matching is linear-time, see account_pattern.ts).
  */
 const ACCOUNTS_RATE = { perTenSeconds: 5, burst: 10 } as const;
+
+/**
+ * PRESENCE_SINCE_REQUEST per connection: 10 per 10 s, bursts of 10 (each one walks every user
+ * seen offline, up to 100,000 entries).
+ */
+const PRESENCE_SINCE_RATE = { perTenSeconds: 10, burst: 10 } as const;
 
 /** Sends signed ERROR frames on one link, rate limited, never in answer to an ERROR. */
 export class ErrorSender {
@@ -212,6 +230,8 @@ export interface UserSessionOptions {
   groups?: ChatGroups;
   /** Clock (ms). */
   clock?: Clock;
+  /** This connection's lane in the server's signing scheduler, for backpressure. */
+  lane?: SignLane;
 }
 
 /** One user connection after its first frame. */
@@ -225,12 +245,15 @@ export class UserSession implements UserLink {
   #rate: TokenBucket;
   #outbox: Promise<void> = Promise.resolve();
   #inFlight = 0;
+  /** Resolves reading again once the frames in flight are down to half the window. */
+  #resume: (() => void) | undefined;
   #rejectedFiles = new Set<string>();
   #accounts: Accounts | undefined;
   #blocks: BlockLists | undefined;
   #groups: ChatGroups | undefined;
   #registerLimit: KeyedTokenBuckets | undefined;
   #accountsRate: TokenBucket;
+  #presenceSinceRate: TokenBucket;
   /** USER_UPDATE: each one is gossiped to the whole mesh, so a few per minute at most. */
   #renameRate: TokenBucket;
   #lastActive = Date.now();
@@ -246,6 +269,9 @@ export class UserSession implements UserLink {
   /** How keys are written to this client: as it wrote its own in USER_HELLO. */
   #keyEncoding: KeyEncoding = "der";
   #sender: OrderedSender;
+  #lane: SignLane | undefined;
+  /** Presence batching, when the client announced {@linkcode PRESENCE_BATCH_CAP}. */
+  #presence: PresenceBatcher | undefined;
 
   /** Wraps a transport whose first frame was USER_HELLO. */
   constructor(transport: Transport, options: UserSessionOptions) {
@@ -256,6 +282,7 @@ export class UserSession implements UserLink {
     this.#accounts = options.accounts;
     this.#blocks = options.blocks;
     this.#groups = options.groups;
+    this.#lane = options.lane;
     const clock = options.clock ? { clock: options.clock } : {};
     this.#errors = new ErrorSender(this.#hub, (t) => this.sendText(t), clock);
     this.#rate = new TokenBucket({ rate: this.#config.rate, burst: this.#config.burst, ...clock });
@@ -264,6 +291,11 @@ export class UserSession implements UserLink {
     this.#renameRate = new TokenBucket({
       rate: RENAME_RATE.perMinute / 60,
       burst: RENAME_RATE.burst,
+      ...clock,
+    });
+    this.#presenceSinceRate = new TokenBucket({
+      rate: PRESENCE_SINCE_RATE.perTenSeconds / 10,
+      burst: PRESENCE_SINCE_RATE.burst,
       ...clock,
     });
     this.#accountsRate = new TokenBucket({
@@ -283,6 +315,17 @@ export class UserSession implements UserLink {
    * is re-issued with them in that form first (frames keep their order).
    */
   sendText(text: string): void {
+    this.#presence?.flush(); // presence collected so far goes first: order is kept
+    this.#send(text);
+  }
+
+  /** Sends a presence frame, collected into a batch when the client takes them. */
+  sendPresence(text: string): void {
+    if (this.#presence) this.#presence.add(text);
+    else this.sendText(text);
+  }
+
+  #send(text: string): void {
     if (this.#keyEncoding === "der" || !mayCarryKey(text)) return this.#sender.push(text);
     const encoding = this.#keyEncoding;
     this.#sender.push(text, (t) => withKeysIn(t, encoding, (fields) => this.#hub.reissue(fields)));
@@ -333,6 +376,14 @@ export class UserSession implements UserLink {
       return;
     }
     this.#userId = userId;
+    if (hello.p.caps?.includes(PRESENCE_BATCH_CAP)) {
+      this.#presence = new PresenceBatcher({
+        from: hub.serverId,
+        to: userId,
+        send: (text) => this.#send(text),
+        clock: () => hub.now(),
+      });
+    }
     this.#key = await importPublicKeyText(checked.pubkey);
     this.#proven = checked.proven;
     this.#keyEncoding = checked.proven
@@ -358,8 +409,10 @@ export class UserSession implements UserLink {
       await this.#loop(frames);
     } finally {
       await this.#outbox;
+      this.#presence?.flush();
       await this.#sender.flushed();
       await hub.removeLocalUser(this);
+      this.#presence?.[Symbol.dispose]();
     }
   }
 
@@ -381,6 +434,10 @@ export class UserSession implements UserLink {
   async #loop(frames: AsyncIterator<string>): Promise<void> {
     let pending: Promise<IteratorResult<string>> | undefined;
     while (true) {
+      if (pending === undefined && this.#lane?.congested(SIGN_BACKLOG_MS)) {
+        this.#hub.metrics.backpressure();
+        await this.#lane.drainedTo(RESUME_PENDING);
+      }
       pending ??= frames.next();
       const next = await this.#next({ next: () => pending! });
       if (next === "idle") {
@@ -442,9 +499,17 @@ export class UserSession implements UserLink {
         this.#hub.log.error(`delivery failed: ${(error as Error).message}`);
       } finally {
         this.#inFlight--;
+        if (this.#resume && this.#inFlight <= MAX_IN_FLIGHT / 2) {
+          this.#resume();
+          this.#resume = undefined;
+        }
       }
     });
-    if (this.#inFlight >= MAX_IN_FLIGHT) await this.#outbox;
+    // A full window pauses reading until half of it is done (not all of it: the rest keeps the
+    // cores busy meanwhile).
+    if (this.#inFlight >= MAX_IN_FLIGHT) {
+      await new Promise<void>((resolve) => (this.#resume = resolve));
+    }
   }
 
   async #handle(text: string): Promise<void> {
@@ -648,6 +713,14 @@ export class UserSession implements UserLink {
         return;
       }
       case "PRESENCE_SINCE_REQUEST": {
+        if (!this.#presenceSinceRate.take()) {
+          throw new ProtocolError(
+            "RATE_LIMIT",
+            `At most ${PRESENCE_SINCE_RATE.perTenSeconds} presence queries per 10 s; try again in ${
+              Math.ceil(this.#presenceSinceRate.waitMs() / 1000)
+            } s`,
+          );
+        }
         const seconds = Math.min(frame.p.seconds, 366 * 86_400);
         const users = hub.presenceSince(this.#userId, seconds);
         this.sendText(
@@ -725,6 +798,7 @@ export class UserSession implements UserLink {
       case "USER_DELIVER":
       case "USER_ADVERTISE":
       case "USER_REMOVE":
+      case "PRESENCE_BATCH":
       case "LIST_RESPONSE":
       case "PUBKEY_RESPONSE":
       case "PUBLIC_CHANNEL_ADD":

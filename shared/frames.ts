@@ -20,6 +20,7 @@ import {
   reqInt,
   reqObject,
   reqString,
+  toEnvelope,
 } from "./envelope.ts";
 import { ProtocolError } from "./errors.ts";
 
@@ -105,6 +106,15 @@ export type UserAdvertise = FrameBase<"USER_ADVERTISE", {
 }>;
 /** USER_REMOVE: presence gossip. */
 export type UserRemove = FrameBase<"USER_REMOVE", { user_id: string; server_id?: string }>;
+/**
+ * PRESENCE_BATCH (socp extension, server → a client that announced `presence-batch` in
+ * USER_HELLO `caps`): USER_ADVERTISE and USER_REMOVE envelopes in the order they happened,
+ * each signed by the server. The batch itself carries no signature; a client checks every
+ * inner envelope's (docs/protocol.md).
+ */
+export type PresenceBatch = FrameBase<"PRESENCE_BATCH", { frames: Envelope[] }>;
+/** Most envelopes one PRESENCE_BATCH may carry. */
+export const PRESENCE_BATCH_MAX_FRAMES = 4096;
 /** LIST_REQUEST. */
 export type ListRequest = FrameBase<"LIST_REQUEST", Record<string, never>>;
 /** LIST_RESPONSE (socp sends both `online_users` and `users`). */
@@ -331,6 +341,7 @@ export type Frame =
   | UserDeliver
   | UserAdvertise
   | UserRemove
+  | PresenceBatch
   | ListRequest
   | ListResponse
   | PubkeyRequest
@@ -600,6 +611,28 @@ export function decodeFrame(env: Envelope): Frame | undefined {
       const out: UserRemove["p"] = { user_id: reqString(p, type, "user_id", 256) };
       assign(out, "server_id", optString(p, type, "server_id"));
       return { type, env, p: out };
+    }
+    case "PRESENCE_BATCH": {
+      const list = p["frames"];
+      if (!Array.isArray(list) || list.length > PRESENCE_BATCH_MAX_FRAMES) {
+        throw new ProtocolError(
+          "BAD_FRAME",
+          `PRESENCE_BATCH "frames" must be a list of at most ${PRESENCE_BATCH_MAX_FRAMES}`,
+        );
+      }
+      const frames = list.map((item) => {
+        const inner = toEnvelope(item);
+        if (inner.type !== "USER_ADVERTISE" && inner.type !== "USER_REMOVE") {
+          throw new ProtocolError(
+            "BAD_FRAME",
+            `PRESENCE_BATCH may carry only USER_ADVERTISE and USER_REMOVE, not "${
+              inner.type.slice(0, 64)
+            }"`,
+          );
+        }
+        return inner;
+      });
+      return { type, env, p: { frames } };
     }
     case "LIST_REQUEST":
       return { type, env, p: {} };

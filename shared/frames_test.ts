@@ -571,3 +571,34 @@ Deno.test("`decodeFrame()` decodes ERROR with detail or message", () => {
   assert.deepEqual(decode("ERROR", {}), { code: "UNKNOWN" });
   badFrame("ERROR", { code: 1 }, "numeric code");
 });
+
+Deno.test("`decodeFrame()` takes PRESENCE_BATCH of adverts and removes only, at most 4,096", () => {
+  const advert = {
+    type: "USER_ADVERTISE",
+    from: "s",
+    to: "*",
+    ts: 1,
+    payload: { user_id: "u", meta: {} },
+    sig: "x",
+  };
+  const remove = { type: "USER_REMOVE", from: "s", to: "*", ts: 2, payload: { user_id: "u" } };
+  const batch = (frames: unknown) => ({
+    type: "PRESENCE_BATCH",
+    from: "s",
+    to: "u",
+    ts: 3,
+    payload: { frames } as JsonObject,
+  });
+  const ok = decodeFrame(batch([advert, remove]) as Envelope);
+  assert.equal(ok?.type, "PRESENCE_BATCH");
+  if (ok?.type === "PRESENCE_BATCH") {
+    assert.deepEqual(ok.p.frames.map((f) => f.type), ["USER_ADVERTISE", "USER_REMOVE"]);
+    assert.equal(ok.p.frames[0]!.sig, "x");
+  }
+  const deliver = { ...remove, type: "USER_DELIVER" };
+  assert.throws(() => decodeFrame(batch([advert, deliver]) as Envelope), /only USER_ADVERTISE/);
+  assert.throws(() => decodeFrame(batch([batch([])]) as Envelope), /only USER_ADVERTISE/);
+  assert.throws(() => decodeFrame(batch("nope") as Envelope), /must be a list/);
+  assert.throws(() => decodeFrame(batch(Array(4097).fill(remove)) as Envelope), /at most 4096/);
+  assert.throws(() => decodeFrame(batch([42]) as Envelope), /not a JSON object/);
+});

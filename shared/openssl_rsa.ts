@@ -5,8 +5,8 @@
  * makes an RSA-4096 PSS sign 2.6–3.2× cheaper, and signing is nearly all of a server's CPU. This
  * backend parses each key once into an `EVP_PKEY` (cached per key object, freed when the key
  * object is collected), runs the private-key operations (sign, decrypt) as nonblocking FFI calls
- * on Deno's blocking thread pool, at most `navigator.hardwareConcurrency` at a time (the rest
- * wait in FIFO order), and the cheap public-key operations (verify, encrypt) synchronously.
+ * on Deno's blocking thread pool, at most two per core at a time (the rest wait in FIFO order;
+ * with only one per core a core idles while the JS thread hands it the next call), and the cheap public-key operations (verify, encrypt) synchronously.
  * Key generation, import and `publicKeyOf` are the WebCrypto backend's, so keys keep one
  * representation and either backend accepts them; the bytes on the wire are the same.
  *
@@ -65,7 +65,7 @@ export interface OpenSslBackend extends RsaBackend, AsyncDisposable {
 export interface LoadOpenSslOptions {
   /** Library names or paths tried in order (default {@linkcode OPENSSL_LIBRARIES}). */
   libraries?: readonly string[];
-  /** Most nonblocking calls in flight (default `navigator.hardwareConcurrency`). */
+  /** Most nonblocking calls in flight (default two per core, `navigator.hardwareConcurrency`). */
   maxInFlight?: number;
 }
 
@@ -567,7 +567,7 @@ function openLibrary(
   } catch {
     return { reason: "no --allow-ffi permission" };
   }
-  const maxInFlight = options.maxInFlight ?? navigator.hardwareConcurrency ?? 1;
+  const maxInFlight = options.maxInFlight ?? 2 * (navigator.hardwareConcurrency ?? 1);
   if (!Number.isInteger(maxInFlight) || maxInFlight < 1) {
     throw new RangeError(`maxInFlight must be a positive integer, got ${maxInFlight}`);
   }

@@ -34,24 +34,53 @@ export interface Transport extends AsyncDisposable {
 /** A queue of incoming frames with an async iterator. */
 class Inbox {
   #items: string[] = [];
+  #head = 0;
   #waiters: ((r: IteratorResult<string>) => void)[] = [];
   #done = false;
+  /** Characters of the frames waiting to be read. */
+  queuedChars = 0;
   push(item: string): void {
     if (this.#done) return;
     const waiter = this.#waiters.shift();
     if (waiter) waiter({ value: item, done: false });
-    else this.#items.push(item);
+    else {
+      this.#items.push(item);
+      this.queuedChars += item.length;
+    }
   }
   end(): void {
     this.#done = true;
     for (const w of this.#waiters.splice(0)) w({ value: undefined, done: true });
   }
   next(): Promise<IteratorResult<string>> {
-    const item = this.#items.shift();
-    if (item !== undefined) return Promise.resolve({ value: item, done: false });
+    if (this.#head < this.#items.length) {
+      const item = this.#items[this.#head]!;
+      this.#items[this.#head++] = "";
+      this.queuedChars -= item.length;
+      if (this.#head === this.#items.length) {
+        this.#items = [];
+        this.#head = 0;
+      } else if (this.#head >= 1024 && this.#head * 2 >= this.#items.length) {
+        this.#items = this.#items.slice(this.#head);
+        this.#head = 0;
+      }
+      return Promise.resolve({ value: item, done: false });
+    }
     if (this.#done) return Promise.resolve({ value: undefined, done: true });
     return new Promise((resolve) => this.#waiters.push(resolve));
   }
+}
+
+/** Options for {@linkcode webSocketTransport}. */
+export interface WebSocketTransportOptions {
+  /**
+   * Most characters of received frames waiting to be read. A WebSocket cannot stop reading its
+   * socket, so a peer that keeps sending while its frames are not read (backpressure) would grow
+   * this queue without end; past the limit the connection is closed with code 1008. A
+   * function is asked at each frame (the limit may change once the peer is known). Default: no
+   * limit.
+   */
+  maxQueuedChars?: number | (() => number);
 }
 
 /**
@@ -64,8 +93,13 @@ class Inbox {
  * console.assert(typeof webSocketTransport === "function");
  * ```
  */
-export function webSocketTransport(ws: WebSocket): Transport {
+export function webSocketTransport(
+  ws: WebSocket,
+  options: WebSocketTransportOptions = {},
+): Transport {
   const inbox = new Inbox();
+  const limit = options.maxQueuedChars ?? Infinity;
+  const maxQueued = typeof limit === "number" ? () => limit : limit;
   const pending: string[] = [];
   let resolveClosed!: (info: CloseInfo) => void;
   const closed = new Promise<CloseInfo>((resolve) => (resolveClosed = resolve));
@@ -75,9 +109,13 @@ export function webSocketTransport(ws: WebSocket): Transport {
     for (const text of pending.splice(0)) ws.send(text);
   });
   ws.addEventListener("message", (event: MessageEvent) => {
+    if (closing) return;
     const data = event.data;
     if (typeof data === "string") inbox.push(data);
     else if (data instanceof ArrayBuffer) inbox.push(new TextDecoder().decode(data));
+    if (inbox.queuedChars > maxQueued()) {
+      transport.close(1008, "Frames sent faster than they are handled");
+    }
   });
   ws.addEventListener("close", (event: CloseEvent) => {
     closing = true;

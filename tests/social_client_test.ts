@@ -149,7 +149,7 @@ Deno.test({
           await alice.line("/whoelsesince 1");
           const since = await alice.waitFor("whoelsesince");
           return ids(since.users).includes(cfg.carol.userId) ? undefined : since;
-        }, { what: "carol to fall out of a one-second window", intervalMs: 300 });
+        }, { what: "carol to fall out of a one-second window", intervalMs: 500 });
         await alice.line("/whoelsesince 3600");
         assert.ok(ids((await alice.waitFor("whoelsesince")).users).includes(cfg.carol.userId));
         await alice.line("/whoelsesince soon");

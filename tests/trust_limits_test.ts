@@ -92,6 +92,32 @@ Deno.test("ACCOUNTS_REQUEST before USER_HELLO is refused with NOT_LOGGED_IN and 
   await conn.next("LOGIN_PARAMS");
 });
 
+Deno.test("PRESENCE_SINCE_REQUEST is rate limited per connection", async () => {
+  await using server = await startServer();
+  await using user = await connectUser(server.url, "user0");
+  const count = 14;
+  for (let i = 0; i < count; i++) {
+    await user.sendFrame("PRESENCE_SINCE_REQUEST", user.serverId, { seconds: 3600 });
+  }
+  const answers = [];
+  for (let i = 0; i < count; i++) {
+    answers.push(
+      await user.next((f) => f.type === "PRESENCE_SINCE_RESPONSE" || f.type === "ERROR"),
+    );
+  }
+  const limited = answers.filter(isError("RATE_LIMIT"));
+  // 10 at once, then one a second: 14 sent within far less than 3 s leave at least 2 refused.
+  assert.ok(limited.length >= 2, `${limited.length} of ${count} were limited`);
+  assert.equal(
+    answers.filter((f) => f.type === "PRESENCE_SINCE_RESPONSE").length + limited.length,
+    count,
+  );
+  assert.match(
+    String(limited[0]!.payload["detail"]),
+    /^At most 10 presence queries per 10 s; try again in \d+ s$/,
+  );
+});
+
 Deno.test("ACCOUNTS_REQUEST is rate limited per connection", async () => {
   await using server = await startServer();
   await using user = await connectUser(server.url, "user0");

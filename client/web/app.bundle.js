@@ -460,7 +460,7 @@ function onEvent(state, e, at) {
     }
     case "file": {
       const next = remember(state, e.from, e.from_name);
-      const conversation = e.mode === "public" ? PUBLIC : e.from;
+      const conversation = e.group_id !== void 0 ? groupConversation(e.group_id) : e.mode === "public" ? PUBLIC : e.from;
       const file = {
         name: displayText(e.name),
         size: e.size,
@@ -1394,6 +1394,7 @@ function optArray(p, type, field2) {
 }
 
 // shared/frames.ts
+var PRESENCE_BATCH_MAX_FRAMES = 4096;
 var TYPE_ALIASES = {
   MSG_PRIVATE: "MSG_DIRECT",
   SERVER_FILE_START: "FILE_START",
@@ -1638,6 +1639,26 @@ function decodeFrame(env) {
         type,
         env,
         p: out
+      };
+    }
+    case "PRESENCE_BATCH": {
+      const list = p["frames"];
+      if (!Array.isArray(list) || list.length > PRESENCE_BATCH_MAX_FRAMES) {
+        throw new ProtocolError("BAD_FRAME", `PRESENCE_BATCH "frames" must be a list of at most ${PRESENCE_BATCH_MAX_FRAMES}`);
+      }
+      const frames = list.map((item) => {
+        const inner = toEnvelope(item);
+        if (inner.type !== "USER_ADVERTISE" && inner.type !== "USER_REMOVE") {
+          throw new ProtocolError("BAD_FRAME", `PRESENCE_BATCH may carry only USER_ADVERTISE and USER_REMOVE, not "${inner.type.slice(0, 64)}"`);
+        }
+        return inner;
+      });
+      return {
+        type,
+        env,
+        p: {
+          frames
+        }
       };
     }
     case "LIST_REQUEST":
@@ -2340,8 +2361,11 @@ async function verifyEnvelope(key, env) {
 // shared/transport.ts
 var Inbox = class {
   #items = [];
+  #head = 0;
   #waiters = [];
   #done = false;
+  /** Characters of the frames waiting to be read. */
+  queuedChars = 0;
   push(item) {
     if (this.#done) return;
     const waiter = this.#waiters.shift();
@@ -2349,7 +2373,10 @@ var Inbox = class {
       value: item,
       done: false
     });
-    else this.#items.push(item);
+    else {
+      this.#items.push(item);
+      this.queuedChars += item.length;
+    }
   }
   end() {
     this.#done = true;
@@ -2359,11 +2386,22 @@ var Inbox = class {
     });
   }
   next() {
-    const item = this.#items.shift();
-    if (item !== void 0) return Promise.resolve({
-      value: item,
-      done: false
-    });
+    if (this.#head < this.#items.length) {
+      const item = this.#items[this.#head];
+      this.#items[this.#head++] = "";
+      this.queuedChars -= item.length;
+      if (this.#head === this.#items.length) {
+        this.#items = [];
+        this.#head = 0;
+      } else if (this.#head >= 1024 && this.#head * 2 >= this.#items.length) {
+        this.#items = this.#items.slice(this.#head);
+        this.#head = 0;
+      }
+      return Promise.resolve({
+        value: item,
+        done: false
+      });
+    }
     if (this.#done) return Promise.resolve({
       value: void 0,
       done: true
@@ -2371,8 +2409,10 @@ var Inbox = class {
     return new Promise((resolve) => this.#waiters.push(resolve));
   }
 };
-function webSocketTransport(ws) {
+function webSocketTransport(ws, options = {}) {
   const inbox = new Inbox();
+  const limit = options.maxQueuedChars ?? Infinity;
+  const maxQueued = typeof limit === "number" ? () => limit : limit;
   const pending = [];
   let resolveClosed;
   const closed = new Promise((resolve) => resolveClosed = resolve);
@@ -2382,9 +2422,13 @@ function webSocketTransport(ws) {
     for (const text of pending.splice(0)) ws.send(text);
   });
   ws.addEventListener("message", (event) => {
+    if (closing) return;
     const data = event.data;
     if (typeof data === "string") inbox.push(data);
     else if (data instanceof ArrayBuffer) inbox.push(new TextDecoder().decode(data));
+    if (inbox.queuedChars > maxQueued()) {
+      transport.close(1008, "Frames sent faster than they are handled");
+    }
   });
   ws.addEventListener("close", (event) => {
     closing = true;
@@ -4879,10 +4923,12 @@ var Connection = class {
         meta: {
           display_name: this.#me.displayName
         },
-        // socp extension: this client takes AES-GCM file chunks (docs/protocol.md, "Files");
-        // a socp server advertises it to others in `meta.caps`, other servers ignore it.
+        // socp extensions: this client takes AES-GCM file chunks (docs/protocol.md, "Files"),
+        // which a socp server advertises to others in `meta.caps`, and presence in
+        // PRESENCE_BATCH frames ("Presence in batches"). Other servers ignore both.
         caps: [
-          "file-aes-gcm"
+          "file-aes-gcm",
+          "presence-batch"
         ],
         // Proof of possession of the key (signed, for this id, fresh): servers require it for
         // account holders and to bind a known key to a new id (docs/security.md).
@@ -5171,6 +5217,7 @@ var Connection = class {
       link.traits.clientWelcome = true;
       return;
     }
+    if (env.type === "PRESENCE_BATCH") return await this.#acceptBatch(link, env);
     if (link.serverKey) {
       if (!env.sig) {
         this.#warn(`Dropped a ${env.type} frame: it has no transport signature`);
@@ -5209,6 +5256,22 @@ var Connection = class {
       this.#waiters.delete(w);
       w.resolve(frame);
     }
+  }
+  /**
+   * PRESENCE_BATCH: the server's own signed USER_ADVERTISE / USER_REMOVE frames, collected
+   * (server/presence_batch.ts). Each inner frame is taken as if it had come alone, so its
+   * signature is checked with the server's key like any other frame's.
+   */
+  async #acceptBatch(link, env) {
+    let frame;
+    try {
+      frame = decodeFrame(env);
+    } catch (e) {
+      this.#warn(`Dropped a malformed PRESENCE_BATCH frame: ${errorMessage(e)}`);
+      return;
+    }
+    if (frame?.type !== "PRESENCE_BATCH") return;
+    for (const inner of frame.p.frames) await this.#accept(link, inner);
   }
   #warn(text) {
     this.#emit({
@@ -5900,10 +5963,6 @@ var FileTransfers = class {
       });
       return;
     }
-    const abort = signal ? AbortSignal.any([
-      signal,
-      connection.signal
-    ]) : connection.signal;
     const total = Math.max(1, file.data.length * recipients.length);
     const progress = sendProgress(emit, file, {
       peer: isPublic ? "public" : recipients[0],
@@ -5926,53 +5985,16 @@ var FileTransfers = class {
           });
           continue;
         }
-        const aes = presence.hasCap(to2, FILE_AES_CAP);
-        const me = this.#o.identity;
-        chunks = await sendFileFrames({
-          file,
+        const copy = await this.sendCopy(to2, file, {
           key,
           mode: isPublic ? "public" : "dm",
-          signal: abort,
-          senderPub: connection.ownKeyText,
-          ...aes ? {
-            aes: {
-              from: me.userId,
-              to: to2,
-              privateKey: me.keys.privateKey
-            },
-            confirm: () => connection.barrier()
+          ...signal ? {
+            signal
           } : {},
-          send: async (type, payload) => {
-            const ts = connection.nextTs();
-            const body = {
-              ...payload
-            };
-            if (type === "FILE_CHUNK" && !aes) {
-              body.content_sig = await signContent(this.#o.identity.keys.privateKey, {
-                ciphertext: String(payload.ciphertext),
-                from: this.#o.identity.userId,
-                to: to2,
-                ts,
-                extra: [
-                  String(payload.file_id),
-                  Number(payload.index),
-                  Number(payload.total)
-                ]
-              }, connection.contentSigVariant(this.#o.sigVariant ?? "auto"));
-            }
-            const how = await connection.sendEnvelope({
-              type,
-              from: this.#o.identity.userId,
-              to: to2,
-              ts,
-              payload: body
-            }, {
-              signal: abort
-            });
-            if (how === "queued") pending = true;
-          },
           onProgress: (bytes2) => progress(i * file.data.length + bytes2)
         });
+        chunks = copy.parts;
+        if (copy.pending) pending = true;
         sent++;
       }
       if (sent === 0) throw new CommandError("The file reached nobody");
@@ -6009,17 +6031,93 @@ var FileTransfers = class {
       queued.unwatch(watch);
     }
   }
+  /**
+   * Sends one recipient's copy of a file: FILE_START, FILE_CHUNKs, FILE_END. AES-GCM chunks,
+   * paced by the server's answers, for a client that announced {@linkcode FILE_AES_CAP}; the
+   * spec's RSA-OAEP chunks with `sender_pub`, `total` and a `content_sig` otherwise. With
+   * `groupId` every frame carries `group_id` (servers deliver those only between members).
+   * `/file <user>`, `/file public` and `/file <group>` (groups.ts) all send through here.
+   */
+  async sendCopy(to, file, options) {
+    const { connection, presence } = this.#o;
+    const me = this.#o.identity;
+    const abort = options.signal ? AbortSignal.any([
+      options.signal,
+      connection.signal
+    ]) : connection.signal;
+    const group = options.groupId === void 0 ? {} : {
+      group_id: options.groupId
+    };
+    const aes = presence.hasCap(to, FILE_AES_CAP);
+    let pending = false;
+    const parts = await sendFileFrames({
+      file,
+      key: options.key,
+      mode: options.mode,
+      signal: abort,
+      senderPub: connection.ownKeyText,
+      ...aes ? {
+        aes: {
+          from: me.userId,
+          to,
+          privateKey: me.keys.privateKey
+        },
+        confirm: () => connection.barrier()
+      } : {},
+      send: async (type, payload) => {
+        const ts = connection.nextTs();
+        const body = {
+          ...payload,
+          ...group
+        };
+        if (type === "FILE_CHUNK" && !aes) {
+          body.content_sig = await signContent(me.keys.privateKey, {
+            ciphertext: String(payload.ciphertext),
+            from: me.userId,
+            to,
+            ts,
+            extra: [
+              String(payload.file_id),
+              Number(payload.index),
+              Number(payload.total)
+            ]
+          }, connection.contentSigVariant(this.#o.sigVariant ?? "auto"));
+        }
+        const how = await connection.sendEnvelope({
+          type,
+          from: me.userId,
+          to,
+          ts,
+          payload: body
+        }, {
+          signal: abort
+        });
+        if (how === "queued") pending = true;
+      },
+      ...options.onProgress ? {
+        onProgress: options.onProgress
+      } : {}
+    });
+    return {
+      parts,
+      pending
+    };
+  }
   /** FILE_START: starts reassembling, or reports why the file is refused. */
   onStart(env, manifest) {
     const sender = senderOf(env);
     if (this.#receiver.isDuplicate(sender, manifest.file_id)) {
       return this.#log.debug(`copy of FILE_START for ${manifest.file_id} ignored`);
     }
-    const refused = this.#receiver.start(sender, manifest);
+    const groupId = fileGroupId(env.payload);
+    const refused = this.#receiver.start(sender, groupId === void 0 ? manifest : {
+      ...manifest,
+      group_id: groupId
+    });
     if (refused) {
-      this.#emitFile(sender, manifest.name, manifest.size, manifest.mode, {
+      this.#emitFile(sender, manifest, {
         reason: refused
-      });
+      }, groupId);
     } else {
       this.#log.debug(`receiving ${manifest.name} (${manifest.size} bytes) from ${sender}`);
     }
@@ -6035,15 +6133,14 @@ var FileTransfers = class {
     const result = await this.#receiver.end(senderOf(env), fileId, info);
     if (!result) return this.#log.debug(`FILE_END for unknown file ${fileId}`);
     this.#log.debug(`FILE_END ${fileId}: ${result.ok ? "ok" : result.reason}`);
-    const m = result.manifest;
-    this.#emitFile(result.sender, m.name, m.size, m.mode, result.ok ? {
+    this.#emitFile(result.sender, result.manifest, result.ok ? {
       path: result.path,
       ...result.unverified ? {
         unverified: true
       } : {}
     } : {
       reason: result.reason
-    });
+    }, result.manifest.group_id);
   }
   /** Warns about every incoming file that is not complete (when the session ends). */
   warnIncomplete() {
@@ -6054,20 +6151,27 @@ var FileTransfers = class {
       });
     }
   }
-  #emitFile(from, name, size, mode, outcome) {
+  /** Reports a received file; one sent in a group goes to groups.ts to be named. */
+  #emitFile(from, manifest, outcome, groupId) {
     const event = {
       event: "file",
       from,
       from_name: this.#o.presence.nameOf(from),
-      name,
-      size,
-      mode,
+      name: manifest.name,
+      size: manifest.size,
+      mode: manifest.mode,
       ok: "path" in outcome,
       ...outcome
     };
+    const groups = this.#o.groupFiles;
+    if (groupId !== void 0 && groups) return groups.reportFile(groupId, event);
     this.#o.onEvent(event);
   }
 };
+function fileGroupId(payload) {
+  const id = payload["group_id"];
+  return typeof id === "string" && id.length > 0 && id !== "public" ? id : void 0;
+}
 
 // client/groups.ts
 function tagGroupText(groupId, text) {
@@ -6255,7 +6359,10 @@ var Groups = class {
     }, name);
     this.#groups.delete(group.group_id);
   }
-  /** `/file <group> <path>`: the file to every other member, encrypted for each. */
+  /**
+   * `/file <group> <path>`: the file to every other current member, encrypted for each and
+   * sent as `/file <user>` sends it (file_transfer.ts), with the `group_id` on every frame.
+   */
   async sendFile(group, path, signal) {
     const { connection, identity } = this.#o;
     const emit = this.#o.onEvent;
@@ -6281,42 +6388,44 @@ var Groups = class {
       });
       return;
     }
-    const abort = signal ? AbortSignal.any([
-      signal,
-      connection.signal
-    ]) : connection.signal;
     const total = Math.max(1, file.data.length * members.length);
     const progress = sendProgress(emit, file, {
       peer: group.name,
       recipients: members.length
     });
-    await this.#fanOut(group, members, "file", async (to, key, index) => {
-      let pending = false;
-      const parts = await sendFileFrames({
-        file,
-        key,
-        mode: "dm",
-        signal: abort,
-        send: async (type, payload) => {
-          const how = await connection.sendFrame(type, to, {
-            ...payload,
-            group_id: group.group_id
-          }, {
-            signal: abort
-          });
-          if (how === "queued") pending = true;
-        },
-        onProgress: (bytes2) => progress(index * file.data.length + bytes2)
-      });
-      return {
-        parts,
-        pending
-      };
-    }, {
+    await this.#fanOut(group, members, "file", (to, key, index) => this.#o.files.sendCopy(to, file, {
+      key,
+      mode: "dm",
+      groupId: group.group_id,
+      ...signal ? {
+        signal
+      } : {},
+      onProgress: (bytes2) => progress(index * file.data.length + bytes2)
+    }), {
       file: file.name,
       size: file.data.length
     });
     progress(total);
+  }
+  /**
+   * A received file that came with a `group_id` (from file_transfer.ts): reported in the group
+   * once the sender is checked as a member, in order with the group's messages; otherwise
+   * reported as a file from the sender alone, with a warning.
+   */
+  reportFile(groupId, event) {
+    this.#enqueue(async () => {
+      const group = await this.#groupOf(groupId, event.from);
+      if (!group || !group.members.includes(event.from)) {
+        this.#warn(`The file "${event.name}" from ${this.#o.presence.who(event.from)} was marked for ${group ? `${group.name}, which the sender is not a member of` : "a group not yours"} as far as the server says; it is shown as sent to you alone`);
+        this.#o.onEvent(event);
+        return;
+      }
+      this.#o.onEvent({
+        ...event,
+        group_id: group.group_id,
+        group: group.name
+      });
+    });
   }
   /** GROUP_EVENT: updates the cache and tells the user (in order with group messages). */
   onGroupEvent(p) {
@@ -6377,11 +6486,7 @@ ${p.user_id}`;
       from: m.sender,
       to: me.userId
     }, m.tsList);
-    let group = this.#groups.get(m.groupId);
-    if (!group || !group.members.includes(m.sender)) {
-      await this.#fetch().catch((e) => this.#log.debug(`GROUP_LIST failed: ${errorMessage(e)}`));
-      group = this.#groups.get(m.groupId);
-    }
+    const group = await this.#groupOf(m.groupId, m.sender);
     if (!group || !group.members.includes(m.sender)) {
       this.#warn(`Dropped a group message from ${presence.who(m.sender)}: ${group ? `not a member of ${group.name}` : "not in a group of yours"} as far as the server says`);
       return;
@@ -6398,6 +6503,16 @@ ${p.user_id}`;
       text,
       ...check
     });
+  }
+  /**
+   * The group `groupId`, asking the server (GROUP_LIST) when it is not known here or does not
+   * list `sender`; undefined when we are not in it. Runs on this module's queue only.
+   */
+  async #groupOf(groupId, sender) {
+    const group = this.#groups.get(groupId);
+    if (group && group.members.includes(sender)) return group;
+    await this.#fetch().catch((e) => this.#log.debug(`GROUP_LIST failed: ${errorMessage(e)}`));
+    return this.#groups.get(groupId);
   }
   #enqueue(task) {
     this.#queue = this.#queue.then(task).catch((e) => {
@@ -8171,7 +8286,11 @@ var ClientSession = class {
         saveFile: options.saveFile
       } : {},
       clock: options.clock ?? systemClock,
-      sigVariant
+      sigVariant,
+      // Files sent in a group are reported in it (groups.ts checks the sender is a member).
+      groupFiles: {
+        reportFile: (groupId, event) => this.#groups.reportFile(groupId, event)
+      }
     });
     const clock = options.clock ?? systemClock;
     const refusals = new BlockedAnswers({
@@ -8225,7 +8344,8 @@ var ClientSession = class {
       ...common,
       queued,
       blocked: refusals,
-      sigVariant
+      sigVariant,
+      files: this.#files
     });
     this.closed = connection.closed.then(async (end) => {
       await gate.idle();
@@ -8542,6 +8662,8 @@ var ClientSession = class {
       case "GROUP_LIST":
       case "GROUP_UPDATE":
       case "USER_UPDATE":
+      // Unpacked by the connection, which hands on each inner frame.
+      case "PRESENCE_BATCH":
         return this.#log.debug(`ignoring ${frame.type}`);
       default: {
         const never = frame;
