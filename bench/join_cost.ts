@@ -1,11 +1,13 @@
 /**
- * What a join costs a socp server: N idle users connect one after another (each with a signed,
- * fresh USER_HELLO), and the run prints the time, the server's CPU per joining user (also in
- * "signatures' worth" against the server's own sign time, measured in the same run), the bytes
- * an already-connected user receives per later join, and the server's resident memory per
- * connection.
+ * What a join costs a socp server: N idle users connect, `--parallel` at a time (each with a
+ * signed, fresh USER_HELLO, signed before the clock starts), and the run prints the time until
+ * an already-connected user has every newcomer's advert, the
+ * server's CPU per joining user (also in "signatures' worth" against the server's own sign time,
+ * measured in the same run), the bytes an already-connected user receives per later join, the
+ * server's resident memory and JS heap per connection, and this benchmark's own CPU per user
+ * (it plays every client on the same cores).
  *
- *   deno run -A bench/join_cost.ts [--users 100,1000,2000]
+ *   deno run -A bench/join_cost.ts [--users 100,1000,2000] [--parallel 16] [--no-batch]
  *
  * @module
  */
@@ -26,8 +28,14 @@ import { startServer } from "../tests/support/mod.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
-  options: { users: { type: "string" }, "no-batch": { type: "boolean" } },
+  options: {
+    users: { type: "string" },
+    "no-batch": { type: "boolean" },
+    parallel: { type: "string" },
+  },
 });
+/** Users connecting at the same time (each waits for its ACK before the next takes its place). */
+const PARALLEL = Number(values.parallel ?? "16");
 const SIZES = (values.users ?? "100,1000,2000").split(",").map(Number);
 /**
  * The capabilities socp's client announces; `--no-batch` leaves out `presence-batch`, as
@@ -60,38 +68,50 @@ interface Conn {
   transport: Transport;
   bytes: number;
   acked: Promise<void>;
+  /** USER_ADVERTISE frames received (also inside PRESENCE_BATCH frames). */
+  adverts: number;
+  /** Called on every frame. */
+  onFrame?: () => void;
 }
 
-async function join(url: string): Promise<Conn> {
+/** A signed, fresh USER_HELLO for a new user id (built before the clock starts). */
+async function helloText(): Promise<string> {
   const keys = await fixtureKeyPair("user3");
   const id = crypto.randomUUID();
+  const pub = encodePublicKey(keys.publicKey);
+  return serializeEnvelope(
+    await signedEnvelope(keys.privateKey, {
+      type: "USER_HELLO",
+      from: id,
+      to: "*",
+      ts: Date.now(),
+      payload: {
+        client: "bench",
+        pubkey: pub,
+        enc_pubkey: pub,
+        meta: { display_name: id.slice(0, 8) },
+        caps: CAPS,
+        user_id: id,
+        hello_ts: Date.now(),
+      },
+    }),
+  );
+}
+
+async function join(url: string, hello: string): Promise<Conn> {
   const ws = new WebSocket(url);
   const opened = new Promise<void>((resolve, reject) => {
     ws.addEventListener("open", () => resolve(), { once: true });
     ws.addEventListener("error", () => reject(new Error("connect failed")), { once: true });
   });
   const transport = webSocketTransport(ws);
-  const pub = encodePublicKey(keys.publicKey);
-  const hello = await signedEnvelope(keys.privateKey, {
-    type: "USER_HELLO",
-    from: id,
-    to: "*",
-    ts: Date.now(),
-    payload: {
-      client: "bench",
-      pubkey: pub,
-      enc_pubkey: pub,
-      meta: { display_name: id.slice(0, 8) },
-      caps: CAPS,
-      user_id: id,
-      hello_ts: Date.now(),
-    },
-  });
-  const conn: Conn = { transport, bytes: 0, acked: Promise.resolve() };
+  const conn: Conn = { transport, bytes: 0, acked: Promise.resolve(), adverts: 0 };
   conn.acked = new Promise<void>((resolve, reject) => {
     (async () => {
       for await (const text of transport) {
         conn.bytes += text.length;
+        conn.adverts += text.split('"type":"USER_ADVERTISE"').length - 1;
+        conn.onFrame?.();
         if (text.includes('"USER_HELLO_OK"')) resolve();
         if (text.includes('"ERROR"') && !text.includes("USER_HELLO_OK")) {
           reject(new Error(`refused: ${text.slice(0, 200)}`));
@@ -100,7 +120,7 @@ async function join(url: string): Promise<Conn> {
     })().catch(reject);
   });
   await opened;
-  transport.send(serializeEnvelope(hello));
+  transport.send(hello);
   return conn;
 }
 
@@ -120,7 +140,14 @@ console.log(
   } ms`,
 );
 console.log(`clients' caps: ${CAPS.join(", ")}`);
-console.log("users  time     cpu/user   ≈signatures/user  bytes to a watcher per join  RSS/conn");
+console.log(
+  `${PARALLEL} users connect at a time; hellos are signed before the clock starts (each user ` +
+    `signs its own on its own machine)`,
+);
+console.log(
+  "users  time     cpu/user   ≈signatures/user  bytes to a watcher per join  RSS/conn" +
+    "                      bench cpu/user",
+);
 for (const n of SIZES) {
   await using server = await startServer({
     args: ["--rate", "100000", "--burst", "100000"],
@@ -128,22 +155,35 @@ for (const n of SIZES) {
   });
   const pid = server.process.pid;
   const conns: Conn[] = [];
-  const watcher = await join(server.url);
+  const watcher = await join(server.url, await helloText());
   await watcher.acked;
   conns.push(watcher);
+  const hellos = await Promise.all(Array.from({ length: n }, () => helloText()));
   const rssBefore = await rssKb(pid);
   const heapBefore = await heapKb(server.url);
   const cpuBefore = await cpuSeconds(pid);
+  const benchBefore = await cpuSeconds(Deno.pid);
   const bytesBefore = watcher.bytes;
   const start = performance.now();
-  for (let i = 0; i < n; i++) {
-    const c = await join(server.url);
-    conns.push(c);
-    await c.acked; // one join at a time: the cost of each, not of a stampede
-  }
-  await Promise.all(conns.map((c) => c.acked));
+  let next = 0;
+  await Promise.all(Array.from({ length: PARALLEL }, async () => {
+    while (next < n) {
+      const c = await join(server.url, hellos[next++]!);
+      conns.push(c);
+      await c.acked;
+    }
+  }));
+  // Connected means announced: the watcher (alone before them, so its catch-up was empty) has
+  // every newcomer's advert.
+  await new Promise<void>((resolve) => {
+    watcher.onFrame = () => {
+      if (watcher.adverts >= n) resolve();
+    };
+    watcher.onFrame();
+  });
   const seconds = (performance.now() - start) / 1000;
   const cpu = (await cpuSeconds(pid)) - cpuBefore;
+  const benchCpu = (await cpuSeconds(Deno.pid)) - benchBefore;
   const perJoinBytes = (watcher.bytes - bytesBefore) / n;
   const rss = ((await rssKb(pid)) - rssBefore) / n;
   const heap = ((await heapKb(server.url)) - heapBefore) / n;
@@ -152,7 +192,9 @@ for (const n of SIZES) {
       (cpu / n * 1000).toFixed(1).padStart(6)
     } ms  ${(cpu / n / signSeconds).toFixed(2).padStart(10)}        ${
       perJoinBytes.toFixed(0).padStart(10)
-    } B                ${rss.toFixed(1)} KB (JS heap ${heap.toFixed(1)} KB)`,
+    } B                ${rss.toFixed(1)} KB (JS heap ${heap.toFixed(1)} KB)   ${
+      (benchCpu / n * 1000).toFixed(1)
+    } ms`,
   );
   for (const c of conns) c.transport.close(1000, "");
 }

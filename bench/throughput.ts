@@ -129,10 +129,18 @@ interface Result {
   pacedCount: number;
 }
 
+/** utime + stime of a process, in seconds (from /proc). */
+async function cpuSeconds(pid: number): Promise<number> {
+  const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
 async function run(
   senderUrl: string,
   receiverUrl: string,
   pacedRate: number,
+  servers: ServerNode[],
 ): Promise<Result> {
   const senders: User[] = [];
   const receivers: User[] = [];
@@ -180,9 +188,15 @@ async function run(
   const sentAt = new Map<number, number>();
   const latencies: number[] = [];
 
-  async function phase(count: number, window: number): Promise<number> {
+  /** Closed loop: `window` DMs outstanding per pair; `onStart` runs once the frames are built. */
+  async function phase(
+    count: number,
+    window: number,
+    onStart?: () => Promise<void>,
+  ): Promise<number> {
     const perPair = Math.ceil(count / PAIRS);
     const prepared = await Promise.all(senders.map((_, i) => frames(i, perPair)));
+    await onStart?.();
     const start = performance.now();
     const pairs = senders.map(async (sender, i) => {
       const receiver = receivers[i]!;
@@ -281,7 +295,18 @@ async function run(
   await paced(pacedCount, pacedRate);
   const pacedLatencies = [...latencies].sort((a, b) => a - b);
   latencies.length = 0;
-  const rate = await phase(TOTAL, WINDOW);
+  let cpuBefore: number[] = [];
+  let benchBefore = 0;
+  const rate = await phase(TOTAL, WINDOW, async () => {
+    cpuBefore = await Promise.all(servers.map((n) => cpuSeconds(n.process.pid)));
+    benchBefore = await cpuSeconds(Deno.pid);
+  });
+  const cpuAfter = await Promise.all(servers.map((n) => cpuSeconds(n.process.pid)));
+  const benchCpu = (await cpuSeconds(Deno.pid)) - benchBefore;
+  const perDm = (seconds: number) => `${(seconds / TOTAL * 1000).toFixed(2)} ms`;
+  cpuReport = `${"".padEnd(18)} CPU per DM (saturated): ${
+    servers.map((_, i) => `server ${i + 1} ${perDm(cpuAfter[i]! - cpuBefore[i]!)}`).join(", ")
+  }, this benchmark's own users ${perDm(benchCpu)}`;
   const loaded = [...latencies].sort((a, b) => a - b);
   for (const u of [...senders, ...receivers]) u.transport.close(1000, "");
   await Promise.all([...senders, ...receivers].map((u) => u.transport.closed));
@@ -347,13 +372,17 @@ async function backendOf(server: ServerNode): Promise<string> {
 const limit = openSslSigns ?? webCryptoSigns;
 const limitName = openSslSigns === undefined ? "webcrypto sign rate" : "openssl sign rate";
 
+/** CPU use of the last run's saturated phase, printed after its result line. */
+let cpuReport = "";
+
 let one: Result;
 {
   await using server = await startServer({ args: ["--rate", "100000", "--burst", "100000"] });
   console.log(`servers' rsa backend: ${await backendOf(server)}\n`);
-  one = await run(server.url, server.url, limit / 2);
+  one = await run(server.url, server.url, limit / 2, [server]);
 }
 console.log(line("1 server", one, limit, limitName));
+console.log(cpuReport);
 
 {
   const a: ServerNode = await startServer({
@@ -373,8 +402,9 @@ console.log(line("1 server", one, limit, limitName));
       args: ["--bootstrap", bootstrap, "--rate", "100000", "--burst", "100000"],
     });
     // Across one hop each DM is signed by both servers: the limit is half the sign rate.
-    const two = await run(a.url, b.url, limit / 4);
+    const two = await run(a.url, b.url, limit / 4, [a, b]);
     console.log(line("2 servers (1 hop)", two, limit / 2, `half the ${limitName}`));
+    console.log(cpuReport);
     console.log(`\ncross-server / single-server throughput: ${(two.rate / one.rate).toFixed(2)}`);
   } finally {
     await Deno.remove(dir, { recursive: true });

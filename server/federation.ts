@@ -842,7 +842,7 @@ export class Federation implements Mesh {
       }
       this.#log.info(`${first.type} from ${short(serverId)} at ${link.remote}`);
       if (!this.#linkUp(link, serverId, serverId)) return;
-      if (frame.type === "SERVER_ANNOUNCE") this.#hub.seen.add(await seenKey(first));
+      if (frame.type === "SERVER_ANNOUNCE") this.#hub.seen.add(seenKey(first));
       await this.#readLoop(link, frames);
     } catch (error) {
       if (!(error instanceof ProtocolError)) throw error;
@@ -1075,7 +1075,7 @@ export class Federation implements Mesh {
       }
       // User content is recorded as seen only once #admit accepts it, so that a refused forgery
       // cannot suppress the genuine frame; a copy of content already accepted is dropped here.
-      const key = await seenKey(env);
+      const key = seenKey(env);
       const duplicate = relayedContent(env) !== undefined
         ? this.#hub.seen.has(key)
         : !this.#hub.seen.add(key);
@@ -1156,6 +1156,12 @@ export class Federation implements Mesh {
           ...(caps.length > 0 ? { caps } : {}),
         });
         if (accepted) this.broadcast(text, from);
+        else if (!this.linkedServers().includes(serverId)) {
+          // Ignored only because the user's server is not linked here yet (a copy relayed by
+          // another server overtook the link): the same advert straight from that server, once
+          // linked, must not be dropped as already seen.
+          hub.seen.delete(seenKey(frame.env));
+        }
         return;
       }
       case "USER_REMOVE": {
@@ -1194,7 +1200,9 @@ export class Federation implements Mesh {
       case "PUBLIC_CHANNEL_KEY_SHARE": {
         if (frame.type === "PUBLIC_CHANNEL_UPDATED") hub.notePublicVersion(frame.p.version);
         this.broadcast(text, from);
-        if (frame.type !== "PUBLIC_CHANNEL_KEY_SHARE") {
+        // Local users learn who joined elsewhere; another server's wraps are for its own users
+        // (under its own key), so they are passed on to servers only.
+        if (frame.type === "PUBLIC_CHANNEL_ADD") {
           hub.sendToLocal(await hub.emit(frame.type, "*", frame.env.payload, frame.env.ts));
         }
         return;
@@ -1377,7 +1385,7 @@ export class Federation implements Mesh {
           : `${d.type} from "${d.sender}" is not signed by that user's server ${host}`,
       );
     }
-    return hub.seen.add(await seenKey(relayed.env));
+    return hub.seen.add(seenKey(relayed.env));
   }
 
   /** True when the content_sig of `d` verifies with `key` (variants A–D, original ts). */

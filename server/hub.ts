@@ -260,7 +260,7 @@ export class Hub {
       ts: fields.ts ?? this.now(),
       payload,
     });
-    this.seen.add(await seenKey(env));
+    this.seen.add(seenKey(env));
     if (fields.groupOnly) this.#mesh?.broadcastGroup(text);
     else this.sendToServers(text);
     return text;
@@ -411,21 +411,36 @@ export class Hub {
     );
     // Catch-up: everyone already online, as the adverts already signed for local clients (no
     // new signature per user: a join costs O(1) signatures however many users are online).
+    // A local user whose own advert is still being signed (joining at the same time) is left
+    // out: that advert reaches this user too once signed, since this user is local now.
+    // Signing one here instead would, in a burst of joins, sign every pending user again for
+    // every joiner, and push those users' own adverts further back: O(N²) signatures.
     const others = this.onlineUsers().filter((u) =>
-      u.userId !== link.userId && !this.hiddenFrom(link.userId, u.userId)
+      u.userId !== link.userId && !this.hiddenFrom(link.userId, u.userId) &&
+      (this.#advertTexts.has(u.userId) || !this.#local.has(u.userId))
     );
-    const catchUp = await Promise.all(
-      others.map((u) =>
-        this.#advertTexts.get(u.userId) ??
-          this.emit("USER_ADVERTISE", link.userId, this.advertPayload(u))
-      ),
-    );
+    const catchUp = await Promise.all(others.map((u) => this.#advertText(u)));
     for (const text of catchUp) presenceTo(link, text);
     const advert = await this.gossip("USER_ADVERTISE", this.advertPayload(entry));
     this.#advertTexts.set(link.userId, advert);
     this.sendPresence(advert, link.userId, link.userId);
     await this.joinPublicChannel([link.userId]);
     await this.#notifyOnline(link.userId);
+  }
+
+  /**
+   * The signed USER_ADVERTISE for `user` that local clients get: the cached one, else (a user
+   * known without an advert, e.g. from a server's welcome snapshot) signed now, once, and kept.
+   */
+  async #advertText(user: OnlineUser): Promise<string> {
+    const cached = this.#advertTexts.get(user.userId);
+    if (cached !== undefined) return cached;
+    const text = await this.emit("USER_ADVERTISE", "*", this.advertPayload(user));
+    // Kept only while it still describes the user (it may have changed while signing).
+    if (this.#online.get(user.userId) === user && !this.#advertTexts.has(user.userId)) {
+      this.#advertTexts.set(user.userId, text);
+    }
+    return text;
   }
 
   async #notifyOnline(userId: string): Promise<void> {
@@ -822,20 +837,34 @@ export class Hub {
         return undefined;
       }
     }))).filter((w): w is { member_id: string; wrapped_key: string } => w !== undefined);
-    for (const w of wraps) {
-      await this.store.putMember({
-        group_id: "public",
-        member_id: w.member_id,
-        role: "member",
-        wrapped_key: w.wrapped_key,
-        added_at: now,
-      });
-    }
+    // One transaction (one disk sync) for the whole batch.
+    await this.store.putMembers(wraps.map((w) => ({
+      group_id: "public",
+      member_id: w.member_id,
+      role: "member",
+      wrapped_key: w.wrapped_key,
+      added_at: now,
+    })));
+    // Everyone learns who joined (ids only); the wraps go out in small chunks, each only to
+    // the chunk's own members (and the mesh): no user gets a frame sized by the whole batch.
     this.sendToLocal(await this.gossip("PUBLIC_CHANNEL_ADD", { add: batch, if_version: version }));
-    this.sendToLocal(await this.gossip("PUBLIC_CHANNEL_UPDATED", { version, wraps }));
-    const shares = wraps
-      .filter((w) => this.#local.has(w.member_id))
-      .map((w) => ({ member: w.member_id, wrapped_public_channel_key: w.wrapped_key }));
+    for (let i = 0; i < wraps.length; i += WRAPS_PER_FRAME) {
+      await this.#shareKey(version, wraps.slice(i, i + WRAPS_PER_FRAME));
+    }
+  }
+
+  /**
+   * PUBLIC_CHANNEL_UPDATED with `wraps` to the mesh and to those of their members connected
+   * here, then PUBLIC_CHANNEL_KEY_SHARE with their shares to the same members.
+   */
+  async #shareKey(version: number, wraps: { member_id: string; wrapped_key: string }[]) {
+    const updated = await this.gossip("PUBLIC_CHANNEL_UPDATED", { version, wraps });
+    const local = wraps.filter((w) => this.#local.has(w.member_id));
+    for (const w of local) this.#local.get(w.member_id)?.sendText(updated);
+    const shares = local.map((w) => ({
+      member: w.member_id,
+      wrapped_public_channel_key: w.wrapped_key,
+    }));
     if (shares.length === 0) return;
     const creatorPub = this.identity.publicKeyText;
     const contentSig = encodeBase64Url(
@@ -852,6 +881,13 @@ export class Hub {
     for (const share of shares) this.#local.get(share.member)?.sendText(text);
   }
 }
+
+/**
+ * Wraps per PUBLIC_CHANNEL_UPDATED / KEY_SHARE frame: a burst of joins costs 2 signatures per 8
+ * joiners, and a joiner gets a frame of a few KB, not one with every joiner's wrap (a Deno
+ * WebSocket keeps a buffer as large as the largest message it ever sent).
+ */
+const WRAPS_PER_FRAME = 8;
 
 /** Targets that mean "the whole public channel" rather than one member. */
 export function isChannelTarget(to: string): boolean {

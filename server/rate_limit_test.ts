@@ -41,14 +41,14 @@ Deno.test("`SeenCache` stays within its size bound", () => {
   assert.equal(seen.add("a"), true); // the oldest was evicted
 });
 
-Deno.test("`seenKey()` of a gossip frame covers type, ts, from, to and the payload, not the signature", async () => {
+Deno.test("`seenKey()` of a gossip frame covers type, ts, from, to and the payload, not the signature", () => {
   const base = { type: "PUBLIC_CHANNEL_UPDATED", from: "s1", to: "s2", ts: 5, payload: { a: 1 } };
-  const k = await seenKey(base);
-  assert.equal(await seenKey({ ...base, sig: "x" }), k);
-  assert.notEqual(await seenKey({ ...base, ts: 6 }), k);
-  assert.notEqual(await seenKey({ ...base, type: "USER_ADVERTISE" }), k);
-  assert.notEqual(await seenKey({ ...base, payload: { a: 2 } }), k);
-  assert.notEqual(await seenKey({ ...base, to: "s3" }), k);
+  const k = seenKey(base);
+  assert.equal(seenKey({ ...base, sig: "x" }), k);
+  assert.notEqual(seenKey({ ...base, ts: 6 }), k);
+  assert.notEqual(seenKey({ ...base, type: "USER_ADVERTISE" }), k);
+  assert.notEqual(seenKey({ ...base, payload: { a: 2 } }), k);
+  assert.notEqual(seenKey({ ...base, to: "s3" }), k);
 });
 
 Deno.test("`TokenBucket.waitMs()` says when the next token comes", () => {

@@ -15,7 +15,7 @@ import {
   type Envelope,
   isObject,
   type JsonObject,
-  sha256Hex,
+  sha256HexSync,
   TYPE_ALIASES,
 } from "../shared/mod.ts";
 import type { Clock } from "./rate_limit.ts";
@@ -130,7 +130,7 @@ const encoder = new TextEncoder();
  * The dedup key of user content: type, recipient (`public` and `*` are one) and `content_sig`,
  * or without one, a hash of the payload less `sender_pub` (which relays fill in).
  */
-export async function contentKey(content: RelayedContent): Promise<string> {
+export function contentKey(content: RelayedContent): string {
   const sig = content.payload["content_sig"];
   let id: string;
   if (typeof sig === "string" && sig !== "") id = `sig:${sig}`;
@@ -139,7 +139,7 @@ export async function contentKey(content: RelayedContent): Promise<string> {
     id = `payload:${canonicalJson(rest)}`;
   }
   const to = content.recipient === "public" ? "*" : content.recipient;
-  return `content|${await sha256Hex(encoder.encode(`${content.type}|${to}|${id}`))}`;
+  return `content|${sha256HexSync(encoder.encode(`${content.type}|${to}|${id}`))}`;
 }
 
 /**
@@ -153,13 +153,13 @@ export async function contentKey(content: RelayedContent): Promise<string> {
  *   type: "SERVER_DELIVER", from: "s1", to: "s2", ts: 5,
  *   payload: { user_id: "bob", sender: "alice", ciphertext: "x", content_sig: "c", orig_ts: 5 },
  * };
- * console.assert((await seenKey(frame)) === (await seenKey({ ...frame, ts: 6 })));
+ * console.assert((seenKey(frame)) === (seenKey({ ...frame, ts: 6 })));
  * ```
  */
-export async function seenKey(env: Envelope): Promise<string> {
+export function seenKey(env: Envelope): string {
   const content = relayedContent(env);
-  if (content !== undefined) return await contentKey(content);
-  const digest = await sha256Hex(encoder.encode(canonicalJson(env.payload)));
+  if (content !== undefined) return contentKey(content);
+  const digest = sha256HexSync(encoder.encode(canonicalJson(env.payload)));
   return `${env.type}|${env.ts}|${env.from}|${env.to}|${digest}`;
 }
 
@@ -198,6 +198,11 @@ export class SeenCache {
       this.#entries.delete(oldest);
     }
     return true;
+  }
+
+  /** Forgets `key`, so that the next copy of its frame is handled (one that was not acted on). */
+  delete(key: string): void {
+    this.#entries.delete(key);
   }
 
   /** True when `key` is remembered (without recording it). */

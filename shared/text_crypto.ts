@@ -5,6 +5,7 @@
  * @module
  */
 
+import { sha256 } from "@noble/hashes/sha2.js";
 import { decodeBase64Url, encodeBase64Url } from "./base64url.ts";
 import { OAEP_MAX_PLAINTEXT, type PrivateKey, type PublicKey, rsa } from "./rsa.ts";
 
@@ -116,4 +117,20 @@ function toHex(bytes: Uint8Array): string {
 /** Lowercase hex SHA-256 of bytes. */
 export async function sha256Hex(data: Uint8Array): Promise<string> {
   return toHex(new Uint8Array(await crypto.subtle.digest("SHA-256", new Uint8Array(data))));
+}
+
+/**
+ * Lowercase hex SHA-256 of a few KB, computed at once on the calling thread. For the short
+ * inputs of a server's per-frame bookkeeping (replay keys) this is far cheaper than
+ * {@linkcode sha256Hex}, whose WebCrypto call is handed to another thread and back; for files
+ * use that one.
+ *
+ * @example
+ * ```ts
+ * import { sha256HexSync } from "./text_crypto.ts";
+ * console.assert(sha256HexSync(new Uint8Array()).startsWith("e3b0c442"));
+ * ```
+ */
+export function sha256HexSync(data: Uint8Array): string {
+  return toHex(sha256(data));
 }

@@ -8,6 +8,7 @@ import {
   encryptBlock,
   encryptText,
   sha256Hex,
+  sha256HexSync,
   splitForOaep,
 } from "./text_crypto.ts";
 
@@ -145,6 +146,17 @@ Deno.test("`sha256Hex()` hashes only the bytes of a view", async () => {
   const backing = enc.encode("xxabcxx");
   assert.equal(
     await sha256Hex(backing.subarray(2, 5)),
+    "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+  );
+});
+
+Deno.test("`sha256HexSync()` gives the same digest as `sha256Hex()`", async () => {
+  for (const text of ["", "abc", "x".repeat(5000)]) {
+    const data = new TextEncoder().encode(text);
+    assert.equal(sha256HexSync(data), await sha256Hex(data));
+  }
+  assert.equal(
+    sha256HexSync(new TextEncoder().encode("abc")),
     "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
   );
 });

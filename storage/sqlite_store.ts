@@ -497,6 +497,21 @@ class SqliteStore implements Store {
     });
   }
 
+  putMembers(members: readonly GroupMemberRecord[]): Promise<void> {
+    return run(() => {
+      if (members.length === 0) return;
+      const db = this.#db;
+      db.exec("BEGIN IMMEDIATE");
+      try {
+        for (const m of members) this.#s.putMember.run(...memberParams(m));
+        db.exec("COMMIT");
+      } catch (error) {
+        db.exec("ROLLBACK");
+        throw error;
+      }
+    });
+  }
+
   replaceGroup(group: GroupRecord, members: readonly GroupMemberRecord[]): Promise<void> {
     return run(() => {
       const db = this.#db;

@@ -225,6 +225,18 @@ Deno.test("`openSqliteStore()` puts, lists, replaces and removes group members",
   await store.putMember(rekeyed);
   assert.deepEqual(await store.listMembers("g1"), [owner, rekeyed]);
 
+  // Several at once, in one transaction; an insert and a replacement.
+  const third = { ...member, member_id: "u3", wrapped_key: "k4", added_at: 4 };
+  await store.putMembers([third, { ...rekeyed, wrapped_key: "k2-again" }]);
+  assert.deepEqual(await store.listMembers("g1"), [
+    owner,
+    { ...rekeyed, wrapped_key: "k2-again" },
+    third,
+  ]);
+  await store.putMembers([]);
+  await store.removeMember("g1", "u3");
+  await store.putMember(rekeyed);
+
   await store.removeMember("g1", "u2");
   assert.deepEqual(await store.listMembers("g1"), [owner]);
   await store.removeMember("g1", "u-absent");

@@ -122,6 +122,8 @@ export interface Store extends AsyncDisposable {
   listMembers(groupId: string): Promise<GroupMemberRecord[]>;
   /** Inserts or replaces a membership. */
   putMember(member: GroupMemberRecord): Promise<void>;
+  /** Inserts or replaces several memberships in one transaction (one disk sync). */
+  putMembers(members: readonly GroupMemberRecord[]): Promise<void>;
   /** Removes a membership. */
   removeMember(groupId: string, memberId: string): Promise<void>;
   /**

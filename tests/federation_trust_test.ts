@@ -604,7 +604,11 @@ Deno.test("a user is online only while its hosting server is linked: no ghosts (
       await alice.next(removeOf(cleo.userId));
       assert.ok(!(await listUsers(alice)).includes(cleo.userId));
       // D (still linked to B) renames cleo; B gossips the advert to A, which has no link to D.
-      await viaB.sendFrame("USER_ADVERTISE", "*", advert(viaB, cleo, { display_name: "cleo 2" }));
+      const renamedAdvert = await viaB.sendFrame(
+        "USER_ADVERTISE",
+        "*",
+        advert(viaB, cleo, { display_name: "cleo 2" }),
+      );
       const renamed = await bob.next(advertOf(cleo.userId, d.serverId));
       assert.equal((renamed.payload["meta"] as JsonObject)["display_name"], "cleo 2");
       await marker(viaB, b);
@@ -616,9 +620,11 @@ Deno.test("a user is online only while its hosting server is linked: no ghosts (
       await assertAllChat([alice, bob], "while D is linked to B only");
 
       // D links to A again; its catch-up advert brings cleo back, and alice can write to her.
+      // It is the very advert A ignored when B relayed it (same ts, same signature), as when a
+      // relayed copy overtakes the link: having ignored it must not make it a duplicate now.
       await using back = await linkPeer(a, "server3", alice, d.serverId);
       using beatBack = keepAlive(back, a);
-      await back.sendFrame("USER_ADVERTISE", "*", advert(back, cleo, { display_name: "cleo 2" }));
+      back.send(serializeEnvelope(renamedAdvert));
       await alice.next(advertOf(cleo.userId, d.serverId));
       const sent = await alice.dm(cleo, "welcome back, cleo");
       const relayed = await back.next((f) =>

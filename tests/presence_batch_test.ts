@@ -185,3 +185,39 @@ Deno.test("collected presence is sent before any later frame: a newcomer's adver
     .map((p) => p.env.type);
   assert.deepEqual(order, ["USER_ADVERTISE", "USER_REMOVE"]);
 });
+
+Deno.test("a burst of joins costs one advert signature per user, and everyone is announced", async () => {
+  await using server = await startServer();
+  await using watcher = await batchUser(server.url, "user3", ["presence-batch"]);
+  const acked = (all: Envelope[]) =>
+    all.some((f) => f.type === "ACK" && f.payload["msg_ref"] === "USER_HELLO_OK");
+  await watcher.until(acked, "the watcher's hello ACK");
+  // 40 users say hello at once (half of them take batches). Before, each joiner's catch-up
+  // signed a new advert for every user still joining: quadratic in the burst.
+  const joiners = await Promise.all(
+    Array.from(
+      { length: 40 },
+      (_, i) => batchUser(server.url, "user0", i % 2 === 0 ? ["presence-batch"] : []),
+    ),
+  );
+  try {
+    await Promise.all(joiners.map((j) => j.until(acked, "a joiner's hello ACK")));
+    await watcher.until(
+      (all) => joiners.every((j) => advertised(all).includes(j.userId)),
+      "every joiner's advert",
+    );
+    // The last joiner learns everyone who joined before it settled, through catch-up or later.
+    const last = joiners.at(-1)!;
+    await last.until(
+      (all) => [watcher, ...joiners.slice(0, -1)].every((u) => advertised(all).includes(u.userId)),
+      "the last joiner to learn everyone",
+    );
+    const metrics = await (await fetch(`${server.url.replace(/^ws/, "http")}/metrics`)).text();
+    const adverts = Number(
+      /^socp_frames_out_total\{type="USER_ADVERTISE"\} (\d+)$/m.exec(metrics)?.[1] ?? "NaN",
+    );
+    assert.equal(adverts, 41, "one signed advert per user, however the joins interleave");
+  } finally {
+    for (const j of joiners) await j[Symbol.asyncDispose]();
+  }
+});

@@ -2259,220 +2259,6 @@ function encodeKeyText(text, encoding) {
   return encodeBase64Url(new TextEncoder().encode(toPem("PUBLIC KEY", der)));
 }
 
-// shared/text_crypto.ts
-var enc2 = new TextEncoder();
-function splitForOaep(text, limit = OAEP_MAX_PLAINTEXT) {
-  const pieces = [];
-  let current = "";
-  let size = 0;
-  for (const ch of text) {
-    const n = enc2.encode(ch).length;
-    if (size + n > limit && current.length > 0) {
-      pieces.push(current);
-      current = "";
-      size = 0;
-    }
-    current += ch;
-    size += n;
-  }
-  if (current.length > 0 || pieces.length === 0) pieces.push(current);
-  return pieces;
-}
-async function encryptBlock(key, plaintext, label) {
-  return encodeBase64Url(await rsa().encrypt(key, plaintext, label));
-}
-async function decryptBlock(key, ciphertext, label) {
-  return await rsa().decrypt(key, decodeBase64Url(ciphertext), label);
-}
-function encryptText(key, text, label) {
-  return encryptBlock(key, enc2.encode(text), label);
-}
-async function decryptText(key, ciphertext, label) {
-  return new TextDecoder("utf-8", {
-    fatal: true
-  }).decode(await decryptBlock(key, ciphertext, label));
-}
-function publicVersionLabel(version) {
-  return enc2.encode(`public-v${version}`);
-}
-async function publicMessageLabels(version, groupKey) {
-  const out = [];
-  if (groupKey !== void 0) {
-    const prefix = enc2.encode(`public|${version}|`);
-    for (const keyPart of [
-      groupKey,
-      enc2.encode(encodeBase64Url(groupKey))
-    ]) {
-      const data = new Uint8Array(prefix.length + keyPart.length);
-      data.set(prefix);
-      data.set(keyPart, prefix.length);
-      const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", data));
-      out.push(digest, enc2.encode(toHex(digest)));
-    }
-  }
-  out.push(publicVersionLabel(version));
-  return out;
-}
-function toHex(bytes2) {
-  return Array.from(bytes2, (b) => b.toString(16).padStart(2, "0")).join("");
-}
-async function sha256Hex(data) {
-  return toHex(new Uint8Array(await crypto.subtle.digest("SHA-256", new Uint8Array(data))));
-}
-
-// shared/transport_sig.ts
-async function signPayload(key, payload) {
-  return encodeBase64Url(await rsa().sign(key, canonicalBytes(payload)));
-}
-async function signStatement(key, statement2) {
-  return encodeBase64Url(await rsa().sign(key, canonicalBytes(statement2)));
-}
-async function signedEnvelope(key, fields) {
-  return {
-    ...fields,
-    sig: await signPayload(key, fields.payload)
-  };
-}
-function transportPreimages(payload) {
-  const ascii = canonicalJson(payload);
-  const out = [
-    new TextEncoder().encode(ascii)
-  ];
-  const raw = canonicalJson(payload, {
-    ascii: false
-  });
-  if (raw !== ascii) out.push(new TextEncoder().encode(raw));
-  return out;
-}
-async function verifyEnvelope(key, env) {
-  if (!env.sig) return false;
-  let sig;
-  try {
-    sig = decodeBase64Url(env.sig);
-  } catch {
-    return false;
-  }
-  for (const data of transportPreimages(env.payload)) {
-    if (await rsa().verify(key, data, sig)) return true;
-  }
-  return false;
-}
-
-// shared/transport.ts
-var Inbox = class {
-  #items = [];
-  #head = 0;
-  #waiters = [];
-  #done = false;
-  /** Characters of the frames waiting to be read. */
-  queuedChars = 0;
-  push(item) {
-    if (this.#done) return;
-    const waiter = this.#waiters.shift();
-    if (waiter) waiter({
-      value: item,
-      done: false
-    });
-    else {
-      this.#items.push(item);
-      this.queuedChars += item.length;
-    }
-  }
-  end() {
-    this.#done = true;
-    for (const w of this.#waiters.splice(0)) w({
-      value: void 0,
-      done: true
-    });
-  }
-  next() {
-    if (this.#head < this.#items.length) {
-      const item = this.#items[this.#head];
-      this.#items[this.#head++] = "";
-      this.queuedChars -= item.length;
-      if (this.#head === this.#items.length) {
-        this.#items = [];
-        this.#head = 0;
-      } else if (this.#head >= 1024 && this.#head * 2 >= this.#items.length) {
-        this.#items = this.#items.slice(this.#head);
-        this.#head = 0;
-      }
-      return Promise.resolve({
-        value: item,
-        done: false
-      });
-    }
-    if (this.#done) return Promise.resolve({
-      value: void 0,
-      done: true
-    });
-    return new Promise((resolve) => this.#waiters.push(resolve));
-  }
-};
-function webSocketTransport(ws, options = {}) {
-  const inbox = new Inbox();
-  const limit = options.maxQueuedChars ?? Infinity;
-  const maxQueued = typeof limit === "number" ? () => limit : limit;
-  const pending = [];
-  let resolveClosed;
-  const closed = new Promise((resolve) => resolveClosed = resolve);
-  let closing = false;
-  ws.binaryType = "arraybuffer";
-  ws.addEventListener("open", () => {
-    for (const text of pending.splice(0)) ws.send(text);
-  });
-  ws.addEventListener("message", (event) => {
-    if (closing) return;
-    const data = event.data;
-    if (typeof data === "string") inbox.push(data);
-    else if (data instanceof ArrayBuffer) inbox.push(new TextDecoder().decode(data));
-    if (inbox.queuedChars > maxQueued()) {
-      transport.close(1008, "Frames sent faster than they are handled");
-    }
-  });
-  ws.addEventListener("close", (event) => {
-    closing = true;
-    inbox.end();
-    resolveClosed({
-      code: event.code,
-      reason: event.reason
-    });
-  });
-  ws.addEventListener("error", () => {
-  });
-  const transport = {
-    send(text) {
-      if (closing) return;
-      if (ws.readyState === WebSocket.CONNECTING) pending.push(text);
-      else if (ws.readyState === WebSocket.OPEN) ws.send(text);
-    },
-    [Symbol.asyncIterator]: () => ({
-      next: () => inbox.next()
-    }),
-    close(code = 1e3, reason = "") {
-      if (closing) return;
-      closing = true;
-      try {
-        ws.close(code, reason);
-      } catch {
-        ws.close();
-      }
-    },
-    closed,
-    get open() {
-      return !closing && ws.readyState !== WebSocket.CLOSED;
-    },
-    get bufferedAmount() {
-      return ws.bufferedAmount;
-    },
-    async [Symbol.asyncDispose]() {
-      transport.close(1e3, "");
-      await closed;
-    }
-  };
-  return transport;
-}
-
 // npm:@noble/hashes@2.0.1/utils.js
 function isBytes(a) {
   return a instanceof Uint8Array || ArrayBuffer.isView(a) && a.constructor.name === "Uint8Array";
@@ -2590,126 +2376,6 @@ var oidNist = (suffix) => ({
     suffix
   ])
 });
-
-// npm:@noble/hashes@2.0.1/hmac.js
-var _HMAC = class {
-  oHash;
-  iHash;
-  blockLen;
-  outputLen;
-  finished = false;
-  destroyed = false;
-  constructor(hash, key) {
-    ahash(hash);
-    abytes(key, void 0, "key");
-    this.iHash = hash.create();
-    if (typeof this.iHash.update !== "function") throw new Error("Expected instance of class which extends utils.Hash");
-    this.blockLen = this.iHash.blockLen;
-    this.outputLen = this.iHash.outputLen;
-    const blockLen = this.blockLen;
-    const pad = new Uint8Array(blockLen);
-    pad.set(key.length > blockLen ? hash.create().update(key).digest() : key);
-    for (let i = 0; i < pad.length; i++) pad[i] ^= 54;
-    this.iHash.update(pad);
-    this.oHash = hash.create();
-    for (let i = 0; i < pad.length; i++) pad[i] ^= 54 ^ 92;
-    this.oHash.update(pad);
-    clean(pad);
-  }
-  update(buf) {
-    aexists(this);
-    this.iHash.update(buf);
-    return this;
-  }
-  digestInto(out) {
-    aexists(this);
-    abytes(out, this.outputLen, "output");
-    this.finished = true;
-    this.iHash.digestInto(out);
-    this.oHash.update(out);
-    this.oHash.digestInto(out);
-    this.destroy();
-  }
-  digest() {
-    const out = new Uint8Array(this.oHash.outputLen);
-    this.digestInto(out);
-    return out;
-  }
-  _cloneInto(to) {
-    to ||= Object.create(Object.getPrototypeOf(this), {});
-    const { oHash, iHash, finished, destroyed, blockLen, outputLen } = this;
-    to = to;
-    to.finished = finished;
-    to.destroyed = destroyed;
-    to.blockLen = blockLen;
-    to.outputLen = outputLen;
-    to.oHash = oHash._cloneInto(to.oHash);
-    to.iHash = iHash._cloneInto(to.iHash);
-    return to;
-  }
-  clone() {
-    return this._cloneInto();
-  }
-  destroy() {
-    this.destroyed = true;
-    this.oHash.destroy();
-    this.iHash.destroy();
-  }
-};
-var hmac = (hash, key, message) => new _HMAC(hash, key).update(message).digest();
-hmac.create = (hash, key) => new _HMAC(hash, key);
-
-// npm:@noble/hashes@2.0.1/pbkdf2.js
-function pbkdf2Init(hash, _password, _salt, _opts) {
-  ahash(hash);
-  const opts = checkOpts({
-    dkLen: 32,
-    asyncTick: 10
-  }, _opts);
-  const { c, dkLen, asyncTick } = opts;
-  anumber(c, "c");
-  anumber(dkLen, "dkLen");
-  anumber(asyncTick, "asyncTick");
-  if (c < 1) throw new Error("iterations (c) must be >= 1");
-  const password = kdfInputToBytes(_password, "password");
-  const salt = kdfInputToBytes(_salt, "salt");
-  const DK = new Uint8Array(dkLen);
-  const PRF = hmac.create(hash, password);
-  const PRFSalt = PRF._cloneInto().update(salt);
-  return {
-    c,
-    dkLen,
-    asyncTick,
-    DK,
-    PRF,
-    PRFSalt
-  };
-}
-function pbkdf2Output(PRF, PRFSalt, DK, prfW, u) {
-  PRF.destroy();
-  PRFSalt.destroy();
-  if (prfW) prfW.destroy();
-  clean(u);
-  return DK;
-}
-function pbkdf2(hash, password, salt, opts) {
-  const { c, dkLen, DK, PRF, PRFSalt } = pbkdf2Init(hash, password, salt, opts);
-  let prfW;
-  const arr = new Uint8Array(4);
-  const view = createView(arr);
-  const u = new Uint8Array(PRF.outputLen);
-  for (let ti = 1, pos = 0; pos < dkLen; ti++, pos += PRF.outputLen) {
-    const Ti = DK.subarray(pos, pos + PRF.outputLen);
-    view.setInt32(0, ti, false);
-    (prfW = PRFSalt._cloneInto(prfW)).update(arr).digestInto(u);
-    Ti.set(u.subarray(0, Ti.length));
-    for (let ui = 1; ui < c; ui++) {
-      PRF._cloneInto(prfW).update(u).digestInto(u);
-      for (let i = 0; i < Ti.length; i++) Ti[i] ^= u[i];
-    }
-  }
-  return pbkdf2Output(PRF, PRFSalt, DK, prfW, u);
-}
 
 // npm:@noble/hashes@2.0.1/_md.js
 function Chi(a, b, c) {
@@ -2972,6 +2638,340 @@ var _SHA256 = class extends SHA2_32B {
   }
 };
 var sha256 = /* @__PURE__ */ createHasher(() => new _SHA256(), /* @__PURE__ */ oidNist(1));
+
+// shared/text_crypto.ts
+var enc2 = new TextEncoder();
+function splitForOaep(text, limit = OAEP_MAX_PLAINTEXT) {
+  const pieces = [];
+  let current = "";
+  let size = 0;
+  for (const ch of text) {
+    const n = enc2.encode(ch).length;
+    if (size + n > limit && current.length > 0) {
+      pieces.push(current);
+      current = "";
+      size = 0;
+    }
+    current += ch;
+    size += n;
+  }
+  if (current.length > 0 || pieces.length === 0) pieces.push(current);
+  return pieces;
+}
+async function encryptBlock(key, plaintext, label) {
+  return encodeBase64Url(await rsa().encrypt(key, plaintext, label));
+}
+async function decryptBlock(key, ciphertext, label) {
+  return await rsa().decrypt(key, decodeBase64Url(ciphertext), label);
+}
+function encryptText(key, text, label) {
+  return encryptBlock(key, enc2.encode(text), label);
+}
+async function decryptText(key, ciphertext, label) {
+  return new TextDecoder("utf-8", {
+    fatal: true
+  }).decode(await decryptBlock(key, ciphertext, label));
+}
+function publicVersionLabel(version) {
+  return enc2.encode(`public-v${version}`);
+}
+async function publicMessageLabels(version, groupKey) {
+  const out = [];
+  if (groupKey !== void 0) {
+    const prefix = enc2.encode(`public|${version}|`);
+    for (const keyPart of [
+      groupKey,
+      enc2.encode(encodeBase64Url(groupKey))
+    ]) {
+      const data = new Uint8Array(prefix.length + keyPart.length);
+      data.set(prefix);
+      data.set(keyPart, prefix.length);
+      const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", data));
+      out.push(digest, enc2.encode(toHex(digest)));
+    }
+  }
+  out.push(publicVersionLabel(version));
+  return out;
+}
+function toHex(bytes2) {
+  return Array.from(bytes2, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+async function sha256Hex(data) {
+  return toHex(new Uint8Array(await crypto.subtle.digest("SHA-256", new Uint8Array(data))));
+}
+
+// shared/transport_sig.ts
+async function signPayload(key, payload) {
+  return encodeBase64Url(await rsa().sign(key, canonicalBytes(payload)));
+}
+async function signStatement(key, statement2) {
+  return encodeBase64Url(await rsa().sign(key, canonicalBytes(statement2)));
+}
+async function signedEnvelope(key, fields) {
+  return {
+    ...fields,
+    sig: await signPayload(key, fields.payload)
+  };
+}
+function transportPreimages(payload) {
+  const ascii = canonicalJson(payload);
+  const out = [
+    new TextEncoder().encode(ascii)
+  ];
+  const raw = canonicalJson(payload, {
+    ascii: false
+  });
+  if (raw !== ascii) out.push(new TextEncoder().encode(raw));
+  return out;
+}
+async function verifyEnvelope(key, env) {
+  if (!env.sig) return false;
+  let sig;
+  try {
+    sig = decodeBase64Url(env.sig);
+  } catch {
+    return false;
+  }
+  for (const data of transportPreimages(env.payload)) {
+    if (await rsa().verify(key, data, sig)) return true;
+  }
+  return false;
+}
+
+// shared/transport.ts
+var Inbox = class {
+  #items = [];
+  #head = 0;
+  #waiters = [];
+  #done = false;
+  /** Characters of the frames waiting to be read. */
+  queuedChars = 0;
+  push(item) {
+    if (this.#done) return;
+    const waiter = this.#waiters.shift();
+    if (waiter) waiter({
+      value: item,
+      done: false
+    });
+    else {
+      this.#items.push(item);
+      this.queuedChars += item.length;
+    }
+  }
+  end() {
+    this.#done = true;
+    for (const w of this.#waiters.splice(0)) w({
+      value: void 0,
+      done: true
+    });
+  }
+  next() {
+    if (this.#head < this.#items.length) {
+      const item = this.#items[this.#head];
+      this.#items[this.#head++] = "";
+      this.queuedChars -= item.length;
+      if (this.#head === this.#items.length) {
+        this.#items = [];
+        this.#head = 0;
+      } else if (this.#head >= 1024 && this.#head * 2 >= this.#items.length) {
+        this.#items = this.#items.slice(this.#head);
+        this.#head = 0;
+      }
+      return Promise.resolve({
+        value: item,
+        done: false
+      });
+    }
+    if (this.#done) return Promise.resolve({
+      value: void 0,
+      done: true
+    });
+    return new Promise((resolve) => this.#waiters.push(resolve));
+  }
+};
+function webSocketTransport(ws, options = {}) {
+  const inbox = new Inbox();
+  const limit = options.maxQueuedChars ?? Infinity;
+  const maxQueued = typeof limit === "number" ? () => limit : limit;
+  const pending = [];
+  let resolveClosed;
+  const closed = new Promise((resolve) => resolveClosed = resolve);
+  let closing = false;
+  ws.binaryType = "arraybuffer";
+  ws.addEventListener("open", () => {
+    for (const text of pending.splice(0)) ws.send(text);
+  });
+  ws.addEventListener("message", (event) => {
+    if (closing) return;
+    const data = event.data;
+    if (typeof data === "string") inbox.push(data);
+    else if (data instanceof ArrayBuffer) inbox.push(new TextDecoder().decode(data));
+    if (inbox.queuedChars > maxQueued()) {
+      transport.close(1008, "Frames sent faster than they are handled");
+    }
+  });
+  ws.addEventListener("close", (event) => {
+    closing = true;
+    inbox.end();
+    resolveClosed({
+      code: event.code,
+      reason: event.reason
+    });
+  });
+  ws.addEventListener("error", () => {
+  });
+  const transport = {
+    send(text) {
+      if (closing) return;
+      if (ws.readyState === WebSocket.CONNECTING) pending.push(text);
+      else if (ws.readyState === WebSocket.OPEN) ws.send(text);
+    },
+    [Symbol.asyncIterator]: () => ({
+      next: () => inbox.next()
+    }),
+    close(code = 1e3, reason = "") {
+      if (closing) return;
+      closing = true;
+      try {
+        ws.close(code, reason);
+      } catch {
+        ws.close();
+      }
+    },
+    closed,
+    get open() {
+      return !closing && ws.readyState !== WebSocket.CLOSED;
+    },
+    get bufferedAmount() {
+      return ws.bufferedAmount;
+    },
+    async [Symbol.asyncDispose]() {
+      transport.close(1e3, "");
+      await closed;
+    }
+  };
+  return transport;
+}
+
+// npm:@noble/hashes@2.0.1/hmac.js
+var _HMAC = class {
+  oHash;
+  iHash;
+  blockLen;
+  outputLen;
+  finished = false;
+  destroyed = false;
+  constructor(hash, key) {
+    ahash(hash);
+    abytes(key, void 0, "key");
+    this.iHash = hash.create();
+    if (typeof this.iHash.update !== "function") throw new Error("Expected instance of class which extends utils.Hash");
+    this.blockLen = this.iHash.blockLen;
+    this.outputLen = this.iHash.outputLen;
+    const blockLen = this.blockLen;
+    const pad = new Uint8Array(blockLen);
+    pad.set(key.length > blockLen ? hash.create().update(key).digest() : key);
+    for (let i = 0; i < pad.length; i++) pad[i] ^= 54;
+    this.iHash.update(pad);
+    this.oHash = hash.create();
+    for (let i = 0; i < pad.length; i++) pad[i] ^= 54 ^ 92;
+    this.oHash.update(pad);
+    clean(pad);
+  }
+  update(buf) {
+    aexists(this);
+    this.iHash.update(buf);
+    return this;
+  }
+  digestInto(out) {
+    aexists(this);
+    abytes(out, this.outputLen, "output");
+    this.finished = true;
+    this.iHash.digestInto(out);
+    this.oHash.update(out);
+    this.oHash.digestInto(out);
+    this.destroy();
+  }
+  digest() {
+    const out = new Uint8Array(this.oHash.outputLen);
+    this.digestInto(out);
+    return out;
+  }
+  _cloneInto(to) {
+    to ||= Object.create(Object.getPrototypeOf(this), {});
+    const { oHash, iHash, finished, destroyed, blockLen, outputLen } = this;
+    to = to;
+    to.finished = finished;
+    to.destroyed = destroyed;
+    to.blockLen = blockLen;
+    to.outputLen = outputLen;
+    to.oHash = oHash._cloneInto(to.oHash);
+    to.iHash = iHash._cloneInto(to.iHash);
+    return to;
+  }
+  clone() {
+    return this._cloneInto();
+  }
+  destroy() {
+    this.destroyed = true;
+    this.oHash.destroy();
+    this.iHash.destroy();
+  }
+};
+var hmac = (hash, key, message) => new _HMAC(hash, key).update(message).digest();
+hmac.create = (hash, key) => new _HMAC(hash, key);
+
+// npm:@noble/hashes@2.0.1/pbkdf2.js
+function pbkdf2Init(hash, _password, _salt, _opts) {
+  ahash(hash);
+  const opts = checkOpts({
+    dkLen: 32,
+    asyncTick: 10
+  }, _opts);
+  const { c, dkLen, asyncTick } = opts;
+  anumber(c, "c");
+  anumber(dkLen, "dkLen");
+  anumber(asyncTick, "asyncTick");
+  if (c < 1) throw new Error("iterations (c) must be >= 1");
+  const password = kdfInputToBytes(_password, "password");
+  const salt = kdfInputToBytes(_salt, "salt");
+  const DK = new Uint8Array(dkLen);
+  const PRF = hmac.create(hash, password);
+  const PRFSalt = PRF._cloneInto().update(salt);
+  return {
+    c,
+    dkLen,
+    asyncTick,
+    DK,
+    PRF,
+    PRFSalt
+  };
+}
+function pbkdf2Output(PRF, PRFSalt, DK, prfW, u) {
+  PRF.destroy();
+  PRFSalt.destroy();
+  if (prfW) prfW.destroy();
+  clean(u);
+  return DK;
+}
+function pbkdf2(hash, password, salt, opts) {
+  const { c, dkLen, DK, PRF, PRFSalt } = pbkdf2Init(hash, password, salt, opts);
+  let prfW;
+  const arr = new Uint8Array(4);
+  const view = createView(arr);
+  const u = new Uint8Array(PRF.outputLen);
+  for (let ti = 1, pos = 0; pos < dkLen; ti++, pos += PRF.outputLen) {
+    const Ti = DK.subarray(pos, pos + PRF.outputLen);
+    view.setInt32(0, ti, false);
+    (prfW = PRFSalt._cloneInto(prfW)).update(arr).digestInto(u);
+    Ti.set(u.subarray(0, Ti.length));
+    for (let ui = 1; ui < c; ui++) {
+      PRF._cloneInto(prfW).update(u).digestInto(u);
+      for (let i = 0; i < Ti.length; i++) Ti[i] ^= u[i];
+    }
+  }
+  return pbkdf2Output(PRF, PRFSalt, DK, prfW, u);
+}
 
 // npm:@noble/hashes@2.0.1/scrypt.js
 function XorAndSalsa(prev, pi, input, ii, out, oi) {
