@@ -13,18 +13,11 @@
  */
 
 import { parseArgs } from "node:util";
-import {
-  canonicalBytes,
-  encodePublicKey,
-  rsa,
-  serializeEnvelope,
-  signedEnvelope,
-  type Transport,
-  webSocketTransport,
-} from "../shared/mod.ts";
+import { canonicalBytes, rsa, type Transport, webSocketTransport } from "../shared/mod.ts";
 import { installRsaBackend } from "../shared/openssl_rsa.ts";
 import { fixtureKeyPair } from "../tests/fixtures/keys.ts";
 import { startServer } from "../tests/support/mod.ts";
+import { cpuSeconds, helloText, rssKb } from "./_support.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -45,23 +38,11 @@ const CAPS = values["no-batch"] ? ["file-aes-gcm"] : ["file-aes-gcm", "presence-
 
 const backend = installRsaBackend("client", { log: () => {} });
 
-/** utime + stime of a process, in seconds (from /proc). */
-async function cpuSeconds(pid: number): Promise<number> {
-  const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
-
 /** The server's JavaScript heap in use, in KB, from its /metrics. */
 async function heapKb(wsUrl: string): Promise<number> {
   const response = await fetch(`${wsUrl.replace(/^ws/, "http")}/metrics`);
   const text = await response.text();
   return Number(/^socp_heap_used_bytes (\d+)/m.exec(text)?.[1] ?? "0") / 1024;
-}
-
-async function rssKb(pid: number): Promise<number> {
-  const status = await Deno.readTextFile(`/proc/${pid}/status`);
-  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? "0");
 }
 
 interface Conn {
@@ -75,27 +56,12 @@ interface Conn {
 }
 
 /** A signed, fresh USER_HELLO for a new user id (built before the clock starts). */
-async function helloText(): Promise<string> {
-  const keys = await fixtureKeyPair("user3");
+async function newHello(): Promise<string> {
   const id = crypto.randomUUID();
-  const pub = encodePublicKey(keys.publicKey);
-  return serializeEnvelope(
-    await signedEnvelope(keys.privateKey, {
-      type: "USER_HELLO",
-      from: id,
-      to: "*",
-      ts: Date.now(),
-      payload: {
-        client: "bench",
-        pubkey: pub,
-        enc_pubkey: pub,
-        meta: { display_name: id.slice(0, 8) },
-        caps: CAPS,
-        user_id: id,
-        hello_ts: Date.now(),
-      },
-    }),
-  );
+  return await helloText(await fixtureKeyPair("user3"), id, {
+    displayName: id.slice(0, 8),
+    caps: CAPS,
+  });
 }
 
 async function join(url: string, hello: string): Promise<Conn> {
@@ -155,10 +121,10 @@ for (const n of SIZES) {
   });
   const pid = server.process.pid;
   const conns: Conn[] = [];
-  const watcher = await join(server.url, await helloText());
+  const watcher = await join(server.url, await newHello());
   await watcher.acked;
   conns.push(watcher);
-  const hellos = await Promise.all(Array.from({ length: n }, () => helloText()));
+  const hellos = await Promise.all(Array.from({ length: n }, () => newHello()));
   const rssBefore = await rssKb(pid);
   const heapBefore = await heapKb(server.url);
   const cpuBefore = await cpuSeconds(pid);

@@ -31,6 +31,7 @@ import { installRsaBackend, loadOpenSslBackend } from "../shared/openssl_rsa.ts"
 import { fixtureKeyPair, USER_KEYS } from "../tests/fixtures/keys.ts";
 import { type ServerNode, startServer } from "../tests/support/mod.ts";
 import { renderBootstrap } from "../server/mod.ts";
+import { cpuSeconds, helloText } from "./_support.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -80,24 +81,7 @@ async function connect(url: string, keyIndex: number): Promise<User> {
   const ws = new WebSocket(url);
   const transport = webSocketTransport(ws);
   const frames = transport[Symbol.asyncIterator]();
-  const pub = encodePublicKey(keys.publicKey);
-  transport.send(serializeEnvelope(
-    await signedEnvelope(keys.privateKey, {
-      type: "USER_HELLO",
-      from: id,
-      to: "*",
-      ts: Date.now(),
-      payload: {
-        client: "bench",
-        pubkey: pub,
-        enc_pubkey: pub,
-        meta: { display_name: `b${keyIndex}` },
-        // Proof of possession: the id and a fresh time under the user's signature.
-        user_id: id,
-        hello_ts: Date.now(),
-      },
-    }),
-  ));
+  transport.send(await helloText(keys, id, { displayName: `b${keyIndex}` }));
   for (;;) {
     const next = await frames.next();
     if (next.done) throw new Error("closed before ACK");
@@ -127,13 +111,6 @@ interface Result {
   pacedP99: number;
   /** DMs of the paced phase that arrived (all of them, or the run fails). */
   pacedCount: number;
-}
-
-/** utime + stime of a process, in seconds (from /proc). */
-async function cpuSeconds(pid: number): Promise<number> {
-  const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 async function run(
@@ -188,6 +165,23 @@ async function run(
   const sentAt = new Map<number, number>();
   const latencies: number[] = [];
 
+  /** Reads `count` USER_DELIVER frames, recording each one's latency from its send time. */
+  async function receive(receiver: User, count: number, onEach?: () => void): Promise<void> {
+    for (let received = 0; received < count;) {
+      const next = await receiver.frames.next();
+      if (next.done) throw new Error("receiver closed");
+      if (!next.value.startsWith('{"type":"USER_DELIVER"')) continue;
+      const ts = Number(/"ts":(\d+)/.exec(next.value)?.[1]);
+      const at = sentAt.get(ts);
+      if (at !== undefined) {
+        latencies.push(performance.now() - at);
+        sentAt.delete(ts);
+      }
+      received++;
+      onEach?.();
+    }
+  }
+
   /** Closed loop: `window` DMs outstanding per pair; `onStart` runs once the frames are built. */
   async function phase(
     count: number,
@@ -202,24 +196,11 @@ async function run(
       const receiver = receivers[i]!;
       const batch = prepared[i]!;
       let outstanding = 0;
-      let received = 0;
       let wake: (() => void) | undefined;
-      const reader = (async () => {
-        while (received < perPair) {
-          const next = await receiver.frames.next();
-          if (next.done) throw new Error("receiver closed");
-          if (!next.value.startsWith('{"type":"USER_DELIVER"')) continue;
-          const ts = Number(/"ts":(\d+)/.exec(next.value)?.[1]);
-          const at = sentAt.get(ts);
-          if (at !== undefined) {
-            latencies.push(performance.now() - at);
-            sentAt.delete(ts);
-          }
-          received++;
-          outstanding--;
-          wake?.();
-        }
-      })();
+      const reader = receive(receiver, perPair, () => {
+        outstanding--;
+        wake?.();
+      });
       for (let n = 0; n < perPair; n++) {
         while (outstanding >= window) await new Promise<void>((r) => (wake = r));
         const { ts, text } = batch[n]!;
@@ -249,21 +230,7 @@ async function run(
   async function paced(count: number, rate: number): Promise<void> {
     const perPair = Math.ceil(count / PAIRS);
     const prepared = await Promise.all(senders.map((_, i) => frames(i, perPair)));
-    const readers = receivers.map(async (receiver) => {
-      let received = 0;
-      while (received < perPair) {
-        const next = await receiver.frames.next();
-        if (next.done) throw new Error("receiver closed");
-        if (!next.value.startsWith('{"type":"USER_DELIVER"')) continue;
-        const ts = Number(/"ts":(\d+)/.exec(next.value)?.[1]);
-        const at = sentAt.get(ts);
-        if (at !== undefined) {
-          latencies.push(performance.now() - at);
-          sentAt.delete(ts);
-        }
-        received++;
-      }
-    });
+    const readers = receivers.map((receiver) => receive(receiver, perPair));
     const interval = 1000 / rate;
     const start = performance.now();
     for (let n = 0; n < perPair * PAIRS; n++) {

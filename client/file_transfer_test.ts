@@ -292,24 +292,7 @@ Deno.test("a file whose sha256 does not match is rejected and not saved", async 
 
 Deno.test("a received file name with path traversal is saved inside the downloads folder", async () => {
   await using bob = await connected({ user: "user1", userId: IDS.bob, name: "bob" });
-  const data = new TextEncoder().encode("x");
-  const file_id = crypto.randomUUID();
-  const common = { sender: IDS.alice };
-  await bob.server.send("FILE_START", {
-    file_id,
-    name: "../../../tmp/evil.sh",
-    size: 1,
-    sha256: await sha256Hex(data),
-    mode: "dm",
-    ...common,
-  });
-  await bob.server.send("FILE_CHUNK", {
-    file_id,
-    index: 0,
-    ciphertext: await encryptBlock(bob.keys.publicKey, data),
-    ...common,
-  });
-  await bob.server.send("FILE_END", { file_id, ...common });
+  await sendOneChunkFile(bob, "x", { name: "../../../tmp/evil.sh" });
   const got = await bob.events.wait("file");
   assert.ok(got.ok);
   assert.equal(got.path, join(bob.downloads, "evil.sh"));
@@ -490,18 +473,22 @@ Deno.test("FileReceiver refuses AES-GCM files with a tampered chunk, a wrong has
 
 const GROUP_ID = "44444444-4444-4444-8444-444444444444";
 
-/** Sends a one-chunk file from alice to bob's session as its server would, with `group_id`. */
-async function sendGroupFile(
+/**
+ * Sends a one-chunk file from alice to bob's session as its server would (spec form): `claimed`
+ * is the text whose SHA-256 FILE_START announces (default the text itself), `extra` goes on
+ * every frame (e.g. `group_id`).
+ */
+async function sendOneChunkFile(
   bob: Harness,
   text: string,
-  options: { claimed?: string } = {},
+  options: { name?: string; claimed?: string; extra?: JsonObject } = {},
 ): Promise<void> {
   const data = new TextEncoder().encode(text);
   const file_id = crypto.randomUUID();
-  const common = { sender: IDS.alice, group_id: GROUP_ID };
+  const common = { sender: IDS.alice, ...options.extra };
   await bob.server.send("FILE_START", {
     file_id,
-    name: "x.txt",
+    name: options.name ?? "x.txt",
     size: data.length,
     sha256: await sha256Hex(new TextEncoder().encode(options.claimed ?? text)),
     mode: "dm",
@@ -514,6 +501,11 @@ async function sendGroupFile(
     ...common,
   });
   await bob.server.send("FILE_END", { file_id, ...common });
+}
+
+/** {@linkcode sendOneChunkFile} with the test group's `group_id`. */
+function sendGroupFile(bob: Harness, text: string, options: { claimed?: string } = {}) {
+  return sendOneChunkFile(bob, text, { ...options, extra: { group_id: GROUP_ID } });
 }
 
 /** Answers the next GROUP_LIST_REQUEST with the group "team" of `members`. */

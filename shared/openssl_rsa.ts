@@ -29,6 +29,7 @@
  */
 
 import { KeyError } from "./errors.ts";
+import { Fifo } from "./_fifo.ts";
 import {
   OAEP_MAX_PLAINTEXT,
   type PrivateKey,
@@ -164,8 +165,7 @@ interface Native {
 class Limiter {
   #limit: number;
   #running = 0;
-  #queue: ((() => void) | undefined)[] = [];
-  #head = 0;
+  #queue = new Fifo<() => void>();
   #idle: (() => void)[] = [];
 
   constructor(limit: number) {
@@ -177,7 +177,7 @@ class Limiter {
   }
 
   get waiting(): number {
-    return this.#queue.length - this.#head;
+    return this.#queue.length;
   }
 
   async run<T>(task: () => Promise<T>): Promise<T> {
@@ -198,16 +198,8 @@ class Limiter {
   }
 
   #release(): void {
-    if (this.#head < this.#queue.length) {
-      const next = this.#queue[this.#head]!;
-      this.#queue[this.#head++] = undefined;
-      if (this.#head === this.#queue.length) {
-        this.#queue = [];
-        this.#head = 0;
-      } else if (this.#head >= 1024 && this.#head * 2 >= this.#queue.length) {
-        this.#queue = this.#queue.slice(this.#head);
-        this.#head = 0;
-      }
+    const next = this.#queue.shift();
+    if (next !== undefined) {
       next();
       return;
     }

@@ -7,6 +7,8 @@
  * @module
  */
 
+import { Fifo } from "./_fifo.ts";
+
 /** How a transport closed. */
 export interface CloseInfo {
   /** WebSocket close code (1000 normal, 1006 abnormal). */
@@ -33,8 +35,7 @@ export interface Transport extends AsyncDisposable {
 
 /** A queue of incoming frames with an async iterator. */
 class Inbox {
-  #items: string[] = [];
-  #head = 0;
+  #items = new Fifo<string>();
   #waiters: ((r: IteratorResult<string>) => void)[] = [];
   #done = false;
   /** Characters of the frames waiting to be read. */
@@ -53,17 +54,9 @@ class Inbox {
     for (const w of this.#waiters.splice(0)) w({ value: undefined, done: true });
   }
   next(): Promise<IteratorResult<string>> {
-    if (this.#head < this.#items.length) {
-      const item = this.#items[this.#head]!;
-      this.#items[this.#head++] = "";
+    const item = this.#items.shift();
+    if (item !== undefined) {
       this.queuedChars -= item.length;
-      if (this.#head === this.#items.length) {
-        this.#items = [];
-        this.#head = 0;
-      } else if (this.#head >= 1024 && this.#head * 2 >= this.#items.length) {
-        this.#items = this.#items.slice(this.#head);
-        this.#head = 0;
-      }
       return Promise.resolve({ value: item, done: false });
     }
     if (this.#done) return Promise.resolve({ value: undefined, done: true });

@@ -10,20 +10,19 @@
 import assert from "node:assert/strict";
 import {
   decodeFrame,
-  encodePublicKey,
   encryptText,
   type Envelope,
   importPublicKeyText,
   parseEnvelope,
   serializeEnvelope,
   signContent,
-  signedEnvelope,
   verifyEnvelope,
 } from "../shared/mod.ts";
 import {
   connectUser,
   openTransport,
   openUser,
+  signedHello,
   startServer,
   TIMEOUTS,
   withTimeout,
@@ -43,24 +42,9 @@ async function batchUser(url: string, keyName: FixtureKeyName, caps: string[]) {
       wake?.();
     }
   })();
-  const pub = encodePublicKey(keys.publicKey);
-  transport.send(serializeEnvelope(
-    await signedEnvelope(keys.privateKey, {
-      type: "USER_HELLO",
-      from: userId,
-      to: "*",
-      ts: Date.now(),
-      payload: {
-        client: "socp-tests",
-        pubkey: pub,
-        enc_pubkey: pub,
-        meta: { display_name: keyName },
-        caps,
-        user_id: userId,
-        hello_ts: Date.now(),
-      },
-    }),
-  ));
+  transport.send(
+    serializeEnvelope(await signedHello(keys, userId, { displayName: keyName, caps })),
+  );
   /** Waits until `test` holds for the frames so far. */
   const until = async (test: (all: Envelope[]) => boolean, what: string) => {
     await withTimeout(

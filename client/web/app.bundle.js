@@ -2738,10 +2738,37 @@ async function verifyEnvelope(key, env) {
   return false;
 }
 
-// shared/transport.ts
-var Inbox = class {
+// shared/_fifo.ts
+var Fifo = class {
   #items = [];
   #head = 0;
+  /** Items in the queue. */
+  get length() {
+    return this.#items.length - this.#head;
+  }
+  /** Adds `item` at the end. */
+  push(item) {
+    this.#items.push(item);
+  }
+  /** Removes and returns the first item, or `undefined` when empty. */
+  shift() {
+    if (this.#head >= this.#items.length) return void 0;
+    const item = this.#items[this.#head];
+    this.#items[this.#head++] = void 0;
+    if (this.#head === this.#items.length) {
+      this.#items = [];
+      this.#head = 0;
+    } else if (this.#head >= 1024 && this.#head * 2 >= this.#items.length) {
+      this.#items = this.#items.slice(this.#head);
+      this.#head = 0;
+    }
+    return item;
+  }
+};
+
+// shared/transport.ts
+var Inbox = class {
+  #items = new Fifo();
   #waiters = [];
   #done = false;
   /** Characters of the frames waiting to be read. */
@@ -2766,17 +2793,9 @@ var Inbox = class {
     });
   }
   next() {
-    if (this.#head < this.#items.length) {
-      const item = this.#items[this.#head];
-      this.#items[this.#head++] = "";
+    const item = this.#items.shift();
+    if (item !== void 0) {
       this.queuedChars -= item.length;
-      if (this.#head === this.#items.length) {
-        this.#items = [];
-        this.#head = 0;
-      } else if (this.#head >= 1024 && this.#head * 2 >= this.#items.length) {
-        this.#items = this.#items.slice(this.#head);
-        this.#head = 0;
-      }
       return Promise.resolve({
         value: item,
         done: false

@@ -420,15 +420,7 @@ export class RawUser extends RawConnection {
 
   /** The self-signed USER_HELLO this user sends (see docs/protocol.md). */
   helloEnvelope(): Promise<Envelope> {
-    // Signed, with the user id and a fresh time: proof of possession of the key.
-    return this.envelope("USER_HELLO", "server", {
-      client: "socp-tests",
-      pubkey: this.pubkey,
-      enc_pubkey: this.pubkey,
-      meta: { display_name: this.displayName },
-      user_id: this.userId,
-      hello_ts: Date.now(),
-    });
+    return signedHello(this.keys, this.userId, { displayName: this.displayName, to: "server" });
   }
 
   /**
@@ -569,6 +561,34 @@ export class RawUser extends RawConnection {
     }
     return { frame, text, sender: String(p["sender"]), variant };
   }
+}
+
+/**
+ * A USER_HELLO from `userId` with `keys`, signed, with the id and a fresh time in the payload:
+ * the proof of possession socp servers require of socp clients (docs/protocol.md). `caps` are
+ * the client's capabilities (e.g. `presence-batch`).
+ */
+export async function signedHello(
+  keys: KeyPair,
+  userId: string,
+  options: { displayName: string; caps?: readonly string[]; to?: string; client?: string },
+): Promise<Envelope> {
+  const pubkey = encodePublicKey(keys.publicKey);
+  return await signedEnvelope(keys.privateKey, {
+    type: "USER_HELLO",
+    from: userId,
+    to: options.to ?? "*",
+    ts: Date.now(),
+    payload: {
+      client: options.client ?? "socp-tests",
+      pubkey,
+      enc_pubkey: pubkey,
+      meta: { display_name: options.displayName },
+      ...(options.caps === undefined ? {} : { caps: [...options.caps] }),
+      user_id: userId,
+      hello_ts: Date.now(),
+    },
+  });
 }
 
 /** Opens a connection for a user with a fixture key, without sending USER_HELLO. */
