@@ -71,6 +71,18 @@ const ACCOUNTS_RATE = { perTenSeconds: 5, burst: 10 } as const;
  */
 const PRESENCE_SINCE_RATE = { perTenSeconds: 10, burst: 10 } as const;
 
+/**
+ * Takes a token from a per-connection budget, or refuses the frame with
+ * `ERROR RATE_LIMIT "<limit>; try again in N s"`.
+ */
+function takeOrRefuse(bucket: TokenBucket, limit: string): void {
+  if (bucket.take()) return;
+  throw new ProtocolError(
+    "RATE_LIMIT",
+    `${limit}; try again in ${Math.ceil(bucket.waitMs() / 1000)} s`,
+  );
+}
+
 /** Sends signed ERROR frames on one link, rate limited, never in answer to an ERROR. */
 export class ErrorSender {
   #hub: Hub;
@@ -657,14 +669,10 @@ export class UserSession implements UserLink {
         return;
       }
       case "ACCOUNTS_REQUEST": {
-        if (!this.#accountsRate.take()) {
-          throw new ProtocolError(
-            "RATE_LIMIT",
-            `At most ${ACCOUNTS_RATE.perTenSeconds} account lists per 10 s (bursts of ${ACCOUNTS_RATE.burst}); try again in ${
-              Math.ceil(this.#accountsRate.waitMs() / 1000)
-            } s`,
-          );
-        }
+        takeOrRefuse(
+          this.#accountsRate,
+          `At most ${ACCOUNTS_RATE.perTenSeconds} account lists per 10 s (bursts of ${ACCOUNTS_RATE.burst})`,
+        );
         const accounts = await this.#service().list(frame.p.pattern);
         this.sendText(
           await hub.emit("ACCOUNTS_RESPONSE", this.#userId, {
@@ -713,14 +721,10 @@ export class UserSession implements UserLink {
         return;
       }
       case "PRESENCE_SINCE_REQUEST": {
-        if (!this.#presenceSinceRate.take()) {
-          throw new ProtocolError(
-            "RATE_LIMIT",
-            `At most ${PRESENCE_SINCE_RATE.perTenSeconds} presence queries per 10 s; try again in ${
-              Math.ceil(this.#presenceSinceRate.waitMs() / 1000)
-            } s`,
-          );
-        }
+        takeOrRefuse(
+          this.#presenceSinceRate,
+          `At most ${PRESENCE_SINCE_RATE.perTenSeconds} presence queries per 10 s`,
+        );
         const seconds = Math.min(frame.p.seconds, 366 * 86_400);
         const users = hub.presenceSince(this.#userId, seconds);
         this.sendText(
@@ -762,14 +766,7 @@ export class UserSession implements UserLink {
       }
       case "USER_UPDATE": {
         const name = checkDisplayName(frame.p.display_name);
-        if (!this.#renameRate.take()) {
-          throw new ProtocolError(
-            "RATE_LIMIT",
-            `At most ${RENAME_RATE.perMinute} name changes per minute; try again in ${
-              Math.ceil(this.#renameRate.waitMs() / 1000)
-            } s`,
-          );
-        }
+        takeOrRefuse(this.#renameRate, `At most ${RENAME_RATE.perMinute} name changes per minute`);
         await hub.updateLocalUser(this, name);
         this.sendText(
           await hub.emit("ACK", this.#userId, { msg_ref: "USER_UPDATE_OK", display_name: name }),
