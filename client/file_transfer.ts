@@ -119,6 +119,19 @@ export async function readFileForSending(path: string): Promise<OutgoingFile> {
   return { name: basename(resolve(path)), data, sha256: await sha256Hex(data) };
 }
 
+/**
+ * {@linkcode readFileForSending} for a command (`/file`): a file that cannot be sent (missing,
+ * too large, not a file) is a {@linkcode CommandError} with the reason.
+ */
+export async function readFileForCommand(path: string): Promise<OutgoingFile> {
+  try {
+    return await readFileForSending(path);
+  } catch (e) {
+    if (e instanceof FileTransferError) throw new CommandError(e.message, { cause: e });
+    throw e;
+  }
+}
+
 /** Splits data into chunks of at most `size` bytes (views, no copies). */
 export function chunkBytes(data: Uint8Array, size: number = FILE_CHUNK_BYTES): Uint8Array[] {
   const out: Uint8Array[] = [];
@@ -831,14 +844,7 @@ export class FileTransfers {
    */
   async send(target: string, path: string, signal?: AbortSignal): Promise<void> {
     this.#o.connection.requireOpen();
-    let file: OutgoingFile;
-    try {
-      file = await readFileForSending(path);
-    } catch (e) {
-      if (e instanceof FileTransferError) throw new CommandError(e.message, { cause: e });
-      throw e;
-    }
-    await this.sendData(target, file, signal);
+    await this.sendData(target, await readFileForCommand(path), signal);
   }
 
   /**

@@ -33,10 +33,9 @@ import type { Connection, Identity, SigVariantChoice } from "./connection.ts";
 import { CommandError, ServerError } from "./errors.ts";
 import type { EventSink, FileEvent } from "./events.ts";
 import {
-  FileTransferError,
   type GroupFileReports,
   type OutgoingFile,
-  readFileForSending,
+  readFileForCommand,
   type SendCopyOptions,
   sendProgress,
   type SentCopy,
@@ -424,13 +423,7 @@ export class Groups implements GroupFileReports {
     const { connection, identity } = this.#o;
     const emit = this.#o.onEvent;
     connection.requireOpen();
-    let file: OutgoingFile;
-    try {
-      file = await readFileForSending(path);
-    } catch (e) {
-      if (e instanceof FileTransferError) throw new CommandError(e.message, { cause: e });
-      throw e;
-    }
+    const file = await readFileForCommand(path);
     if (connection.ready) {
       await this.#fetch();
       group = this.#groups.get(group.group_id) ?? group;

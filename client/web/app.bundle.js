@@ -5484,6 +5484,16 @@ async function readFileForSending(path) {
     sha256: await sha256Hex(data)
   };
 }
+async function readFileForCommand(path) {
+  try {
+    return await readFileForSending(path);
+  } catch (e) {
+    if (e instanceof FileTransferError) throw new CommandError(e.message, {
+      cause: e
+    });
+    throw e;
+  }
+}
 function chunkBytes(data, size = FILE_CHUNK_BYTES) {
   const out = [];
   for (let i = 0; i < data.length; i += size) out.push(data.subarray(i, i + size));
@@ -5949,16 +5959,7 @@ var FileTransfers = class {
    */
   async send(target, path, signal) {
     this.#o.connection.requireOpen();
-    let file;
-    try {
-      file = await readFileForSending(path);
-    } catch (e) {
-      if (e instanceof FileTransferError) throw new CommandError(e.message, {
-        cause: e
-      });
-      throw e;
-    }
-    await this.sendData(target, file, signal);
+    await this.sendData(target, await readFileForCommand(path), signal);
   }
   /**
    * Like {@linkcode send} for a file already in memory (the browser client's picked file);
@@ -6386,15 +6387,7 @@ var Groups = class {
     const { connection, identity } = this.#o;
     const emit = this.#o.onEvent;
     connection.requireOpen();
-    let file;
-    try {
-      file = await readFileForSending(path);
-    } catch (e) {
-      if (e instanceof FileTransferError) throw new CommandError(e.message, {
-        cause: e
-      });
-      throw e;
-    }
+    const file = await readFileForCommand(path);
     if (connection.ready) {
       await this.#fetch();
       group = this.#groups.get(group.group_id) ?? group;
