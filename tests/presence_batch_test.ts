@@ -13,13 +13,17 @@ import {
   encryptText,
   type Envelope,
   importPublicKeyText,
+  type JsonObject,
   parseEnvelope,
   serializeEnvelope,
   signContent,
   verifyEnvelope,
 } from "../shared/mod.ts";
 import {
+  advertOf,
   connectUser,
+  listUsers,
+  openServerPeer,
   openTransport,
   openUser,
   signedHello,
@@ -204,4 +208,37 @@ Deno.test("a burst of joins costs one advert signature per user, and everyone is
   } finally {
     for (const j of joiners) await j[Symbol.asyncDispose]();
   }
+});
+
+Deno.test("PRESENCE_BATCH goes only from a server to its clients: a user or a linked server sending one gets BAD_FRAME and nothing in it is believed", async () => {
+  await using server = await startServer();
+  const opts = { serverPub: server.pubkey };
+  await using alice = await connectUser(server.url, "user0", opts);
+  await using mallory = await connectUser(server.url, "user1", opts);
+  await alice.next(advertOf(mallory.userId));
+  // A forged advert for a user nobody hosts, signed by mallory (not by any server).
+  const ghost = crypto.randomUUID();
+  const forged = await mallory.envelope("USER_ADVERTISE", "*", {
+    user_id: ghost,
+    server_id: server.serverId,
+    meta: { display_name: "ghost", pubkey: mallory.pubkey },
+  });
+  await mallory.sendFrame("PRESENCE_BATCH", mallory.serverId, {
+    frames: [JSON.parse(serializeEnvelope(forged)) as JsonObject],
+  });
+  const refused = await mallory.nextError();
+  assert.equal(refused.payload["code"], "BAD_FRAME");
+  // The same from a linked server.
+  await using peer = await openServerPeer(server.url, "server4", opts);
+  await peer.helloLink(server.serverId);
+  await peer.next(advertOf(alice.userId, server.serverId));
+  await peer.sendFrame("PRESENCE_BATCH", server.serverId, {
+    frames: [JSON.parse(serializeEnvelope(forged)) as JsonObject],
+  });
+  assert.equal((await peer.nextError()).payload["code"], "BAD_FRAME");
+  // Nobody learned of the ghost, and the honest users still chat.
+  assert.ok(!(await listUsers(alice)).includes(ghost));
+  await alice.dm(mallory, "still here");
+  assert.equal((await mallory.nextDm(alice)).text, "still here");
+  assert.deepEqual(alice.received().filter(advertOf(ghost)), []);
 });
